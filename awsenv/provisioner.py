@@ -1,0 +1,319 @@
+"""Builds the article's environment through boto3, step by step in the article's order.
+
+Each step is ensure_*: find by tag, create if missing; so running `up` twice creates nothing new.
+Every ID goes into the ledger the moment AWS returns it, and creating calls carry a ClientToken
+so a retried call (standard retry mode) never creates twice.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from . import tags
+from .errors import EnvError
+from .ledger import Ledger
+from .settings import Settings
+from .targets import Target
+from .waits import wait_with_waiter
+
+WORLD = "0.0.0.0/0"
+
+
+@dataclass
+class Built:
+    vpc_id: str = ""
+    public_subnet_id: str = ""
+    private_subnet_id: str = ""
+    igw_id: str = ""
+    public_rt_id: str = ""
+    private_rt_id: str = ""
+    web_sg_id: str = ""
+    db_sg_id: str = ""
+    nat_id: str = ""
+    nat_eip: str = ""
+    web_id: str = ""
+    web_eip: str = ""
+    db_id: str = ""
+    image_id: str = ""
+
+
+class Provisioner:
+    def __init__(self, target: Target, settings: Settings, progress=print):
+        self.t = target
+        self.s = settings
+        self.ec2 = target.ec2
+        self.say = progress
+        self.ledger = Ledger(settings.state_dir)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.b = Built()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _find(self, op: str, key: str, role: str, extra: list[dict] | None = None) -> list[dict]:
+        return getattr(self.ec2, op)(Filters=tags.env_filter(self.s.env, role) + (extra or []))[key]
+
+    def _token(self, role: str) -> str:
+        return f"{self.s.env}-{role}-{self.run_id}"[:64]
+
+    def _call(self, what: str, fn, **kwargs):
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            raise EnvError(f"{what} failed: {err.get('Code')}: {err.get('Message')}") from None
+
+    # -- the article's steps ----------------------------------------------------------------
+    def up(self) -> Built:
+        self.check_inputs()
+        self.ensure_key_pair()
+        self.ensure_vpc()
+        self.ensure_subnets()
+        self.ensure_internet_gateway()
+        self.ensure_public_route_table()
+        self.ensure_security_groups()
+        # The NAT gateway is created before the instances so its wait (minutes on AWS) overlaps
+        # their boot: the critical path is the longer of the two, not their sum.
+        self.ensure_nat_gateway()
+        self.ensure_web_instance()
+        self.ensure_db_instance()
+        self.wait_instances_running()
+        self.ensure_web_eip()
+        self.wait_nat_available()
+        self.ensure_private_route_table()
+        return self.b
+
+    def check_inputs(self) -> None:
+        self.b.image_id = self.resolve_image()
+        theirs = [v for v in self.ec2.describe_vpcs(Filters=[{"Name": "tag:Env", "Values": [self.s.env]}])["Vpcs"]
+                  if tags.PROJECT not in [t["Value"] for t in v.get("Tags", []) if t["Key"] == "Project"]]
+        if theirs:
+            raise EnvError(f"env name {self.s.env!r} is taken by resources not made by this project "
+                           f"({theirs[0]['VpcId']} carries tag Env={self.s.env}); choose another --env")
+
+    def resolve_image(self) -> str:
+        image = self.s.image
+        if image.startswith("ssm:"):
+            name = image[4:]
+            try:
+                image = self.t.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+            except ClientError as exc:
+                raise EnvError(f"cannot resolve image parameter {name}: {exc.response['Error']['Message']}") from None
+            self.say(f"image: {name} -> {image}")
+        if "amzn2-" in image or "amzn2-" in self.s.image:
+            self.say("warning: Amazon Linux 2 reached end of life on 2026-06-30; prefer the al2023 parameter")
+        try:
+            found = self.ec2.describe_images(ImageIds=[image])["Images"]
+        except ClientError:
+            found = []
+        if not found:
+            raise EnvError(f"image {image} does not exist in {self.s.region}")
+        return image
+
+    def ensure_key_pair(self) -> None:
+        name = self.s.key_name
+        key_file = self.s.key_file
+        existing = self.ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])["KeyPairs"]
+        if existing and key_file.exists():
+            self.say(f"key pair {name}: exists")
+            return
+        if existing:
+            # AWS never hands the private half out again: without our copy the pair is useless.
+            self.say(f"key pair {name}: private key file missing, creating the pair again")
+            self.ec2.delete_key_pair(KeyName=name)
+        kp = self._call("create key pair", self.ec2.create_key_pair, KeyName=name, KeyType="ed25519",
+                        TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
+        self.ledger.record("key-pair", name)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.chmod(0o600)
+        key_file.write_text(kp["KeyMaterial"])
+        self.say(f"key pair {name}: created, private key saved to {key_file} (0600)")
+
+    def ensure_vpc(self) -> None:
+        found = self._find("describe_vpcs", "Vpcs", "vpc")
+        if found:
+            self.b.vpc_id = found[0]["VpcId"]
+        else:
+            vpc = self._call("create VPC", self.ec2.create_vpc, CidrBlock=self.s.vpc_cidr,
+                             TagSpecifications=tags.spec("vpc", self.s.env, "vpc"))["Vpc"]
+            self.b.vpc_id = vpc["VpcId"]
+            self.ledger.record("vpc", self.b.vpc_id)
+            wait_with_waiter(self.ec2, "vpc_available", f"VPC {self.b.vpc_id} available", 120, self.say,
+                             delay=2, VpcIds=[self.b.vpc_id])
+        # DNS support and hostnames: the article's public DNS name (3.4) needs both.
+        self.ec2.modify_vpc_attribute(VpcId=self.b.vpc_id, EnableDnsSupport={"Value": True})
+        self.ec2.modify_vpc_attribute(VpcId=self.b.vpc_id, EnableDnsHostnames={"Value": True})
+        self.say(f"VPC {self.b.vpc_id} {self.s.vpc_cidr}, DNS support and hostnames on")
+
+    def _first_az(self) -> str:
+        zones = self.ec2.describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
+        return sorted(z["ZoneName"] for z in zones)[0]
+
+    def ensure_subnets(self) -> None:
+        az = None
+        for role, cidr in (("public", self.s.public_cidr), ("private", self.s.private_cidr)):
+            found = self._find("describe_subnets", "Subnets", role)
+            if found:
+                sid = found[0]["SubnetId"]
+            else:
+                az = az or self._first_az()
+                sid = self._call(f"create {role} subnet", self.ec2.create_subnet, VpcId=self.b.vpc_id,
+                                 CidrBlock=cidr, AvailabilityZone=az,
+                                 TagSpecifications=tags.spec("subnet", self.s.env, role))["Subnet"]["SubnetId"]
+                self.ledger.record("subnet", sid)
+            setattr(self.b, f"{role}_subnet_id", sid)
+            self.say(f"{role} subnet {sid} {cidr}")
+
+    def ensure_internet_gateway(self) -> None:
+        found = self._find("describe_internet_gateways", "InternetGateways", "igw")
+        if found:
+            igw = found[0]
+        else:
+            igw = self._call("create internet gateway", self.ec2.create_internet_gateway,
+                             TagSpecifications=tags.spec("internet-gateway", self.s.env, "igw"))["InternetGateway"]
+            self.ledger.record("internet-gateway", igw["InternetGatewayId"])
+        self.b.igw_id = igw["InternetGatewayId"]
+        if not any(a["VpcId"] == self.b.vpc_id for a in igw.get("Attachments", [])):
+            self._call("attach internet gateway", self.ec2.attach_internet_gateway,
+                       InternetGatewayId=self.b.igw_id, VpcId=self.b.vpc_id)
+        self.say(f"internet gateway {self.b.igw_id} attached to {self.b.vpc_id}")
+
+    def _ensure_route_table(self, role: str, subnet_id: str, route: dict) -> str:
+        found = self._find("describe_route_tables", "RouteTables", role)
+        if found:
+            rt = found[0]
+        else:
+            rt = self._call(f"create {role} route table", self.ec2.create_route_table, VpcId=self.b.vpc_id,
+                            TagSpecifications=tags.spec("route-table", self.s.env, role))["RouteTable"]
+            self.ledger.record("route-table", rt["RouteTableId"])
+        rt_id = rt["RouteTableId"]
+        current = next((r for r in rt.get("Routes", []) if r.get("DestinationCidrBlock") == WORLD), None)
+        wanted_target = next(iter(route.values()))
+        if current is None:
+            self._call(f"add default route to {rt_id}", self.ec2.create_route, RouteTableId=rt_id,
+                       DestinationCidrBlock=WORLD, **route)
+        elif wanted_target not in (current.get("GatewayId"), current.get("NatGatewayId")):
+            self._call(f"replace default route of {rt_id}", self.ec2.replace_route, RouteTableId=rt_id,
+                       DestinationCidrBlock=WORLD, **route)
+        if not any(a.get("SubnetId") == subnet_id for a in rt.get("Associations", [])):
+            self._call(f"associate {rt_id}", self.ec2.associate_route_table, RouteTableId=rt_id, SubnetId=subnet_id)
+        self.say(f"{role} route table {rt_id}: 0.0.0.0/0 -> {wanted_target}, associated with {subnet_id}")
+        return rt_id
+
+    def ensure_public_route_table(self) -> None:
+        self.b.public_rt_id = self._ensure_route_table("public-rt", self.b.public_subnet_id,
+                                                       {"GatewayId": self.b.igw_id})
+
+    def ensure_private_route_table(self) -> None:
+        self.b.private_rt_id = self._ensure_route_table("private-rt", self.b.private_subnet_id,
+                                                        {"NatGatewayId": self.b.nat_id})
+
+    def _ensure_group(self, role: str, description: str) -> str:
+        found = self._find("describe_security_groups", "SecurityGroups", role,
+                           [{"Name": "vpc-id", "Values": [self.b.vpc_id]}])
+        if found:
+            return found[0]["GroupId"]
+        gid = self._call(f"create {role} security group", self.ec2.create_security_group,
+                         GroupName=f"{self.s.env}-{role}", Description=description, VpcId=self.b.vpc_id,
+                         TagSpecifications=tags.spec("security-group", self.s.env, role))["GroupId"]
+        self.ledger.record("security-group", gid)
+        return gid
+
+    def _allow(self, group_id: str, permissions: list[dict]) -> None:
+        for perm in permissions:
+            try:
+                self.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[perm])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "InvalidPermission.Duplicate":
+                    raise EnvError(f"authorize ingress on {group_id} failed: {exc.response['Error']['Message']}") from None
+
+    def ensure_security_groups(self) -> None:
+        self.b.web_sg_id = self._ensure_group("web-sg", "web server: SSH from admins, HTTP from anywhere")
+        self.b.db_sg_id = self._ensure_group("db-sg", "db server: MariaDB, ICMP and SSH from the web server only")
+        self._allow(self.b.web_sg_id, [
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+             "IpRanges": [{"CidrIp": self.s.admin_cidr, "Description": "SSH from admins"}]},
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+             "IpRanges": [{"CidrIp": WORLD, "Description": "HTTP from anywhere"}]},
+        ])
+        from_web = [{"GroupId": self.b.web_sg_id}]
+        self._allow(self.b.db_sg_id, [
+            {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "UserIdGroupPairs": from_web},
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": from_web},
+            {"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "UserIdGroupPairs": from_web},
+        ])
+        self.say(f"security groups: web {self.b.web_sg_id} (22 from {self.s.admin_cidr}, 80 from world), "
+                 f"db {self.b.db_sg_id} (22, 3306, icmp from web)")
+
+    def _ensure_eip(self, role: str) -> dict:
+        found = self._find("describe_addresses", "Addresses", role)
+        if found:
+            return found[0]
+        eip = self._call(f"allocate {role}", self.ec2.allocate_address, Domain="vpc",
+                         TagSpecifications=tags.spec("elastic-ip", self.s.env, role))
+        self.ledger.record("elastic-ip", eip["AllocationId"])
+        return eip
+
+    def ensure_nat_gateway(self) -> None:
+        found = [n for n in self._find("describe_nat_gateways", "NatGateways", "nat")
+                 if n["State"] in ("pending", "available")]
+        if found:
+            self.b.nat_id = found[0]["NatGatewayId"]
+            self.b.nat_eip = next((a.get("PublicIp", "") for a in found[0].get("NatGatewayAddresses", [])), "")
+        else:
+            eip = self._ensure_eip("nat-eip")
+            nat = self._call("create NAT gateway", self.ec2.create_nat_gateway, SubnetId=self.b.public_subnet_id,
+                             AllocationId=eip["AllocationId"], ClientToken=self._token("nat"),
+                             TagSpecifications=tags.spec("natgateway", self.s.env, "nat"))["NatGateway"]
+            self.b.nat_id = nat["NatGatewayId"]
+            self.b.nat_eip = eip["PublicIp"]
+            self.ledger.record("nat-gateway", self.b.nat_id)
+        self.say(f"NAT gateway {self.b.nat_id} in {self.b.public_subnet_id}, EIP {self.b.nat_eip} (billed hourly)")
+
+    def _ensure_instance(self, role: str, subnet_id: str, group_id: str) -> str:
+        found = [i for r in self._find("describe_instances", "Reservations", role,
+                                       [{"Name": "instance-state-name",
+                                         "Values": ["pending", "running", "stopping", "stopped"]}])
+                 for i in r["Instances"]]
+        if found:
+            iid = found[0]["InstanceId"]
+            if found[0]["State"]["Name"] in ("stopped", "stopping"):
+                self.ec2.start_instances(InstanceIds=[iid])
+            self.say(f"{role} instance {iid}: exists")
+            return iid
+        inst = self._call(f"launch {role} instance", self.ec2.run_instances,
+                          ImageId=self.b.image_id, InstanceType=self.s.instance_type, MinCount=1, MaxCount=1,
+                          KeyName=self.s.key_name, ClientToken=self._token(role),
+                          # No auto-assigned public IP: the web server's public address is its EIP, as
+                          # in the article (and moto would draw a new one at every start otherwise).
+                          NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [group_id],
+                                              "AssociatePublicIpAddress": False}],
+                          MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+                          TagSpecifications=tags.spec("instance", self.s.env, role))["Instances"][0]
+        self.ledger.record("instance", inst["InstanceId"])
+        self.say(f"{role} instance {inst['InstanceId']} launched ({self.s.instance_type}, {self.b.image_id})")
+        return inst["InstanceId"]
+
+    def ensure_web_instance(self) -> None:
+        self.b.web_id = self._ensure_instance("web", self.b.public_subnet_id, self.b.web_sg_id)
+
+    def ensure_db_instance(self) -> None:
+        self.b.db_id = self._ensure_instance("db", self.b.private_subnet_id, self.b.db_sg_id)
+
+    def wait_instances_running(self) -> None:
+        wait_with_waiter(self.ec2, "instance_running", "instances running", 600, self.say,
+                         InstanceIds=[self.b.web_id, self.b.db_id])
+
+    def ensure_web_eip(self) -> None:
+        eip = self._ensure_eip("web-eip")
+        if eip.get("InstanceId") != self.b.web_id:
+            self._call("associate web EIP", self.ec2.associate_address, AllocationId=eip["AllocationId"],
+                       InstanceId=self.b.web_id)
+        self.b.web_eip = eip["PublicIp"]
+        self.say(f"web Elastic IP {self.b.web_eip} -> {self.b.web_id}")
+
+    def wait_nat_available(self) -> None:
+        wait_with_waiter(self.ec2, "nat_gateway_available", f"NAT gateway {self.b.nat_id} available", 900,
+                         self.say, delay=10, NatGatewayIds=[self.b.nat_id])

@@ -1,0 +1,381 @@
+"""The environment, read once per run into plain typed records that checks look at.
+
+Roles are derived from the instances and the routes, never from CIDR values or our own tags, so
+environments built by Terraform, CloudFormation or by hand are read the same way as ours.
+About a dozen API calls whatever the number of checks; refresh only after something changed.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from .errors import EnvError
+
+WORLD = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: str | None       # None for prefix-list routes (VPC endpoints)
+    target: str                   # "local", igw-..., nat-..., vpce-..., eni-...
+    state: str
+
+    @property
+    def kind(self) -> str:
+        if self.target == "local":
+            return "local"
+        return self.target.split("-", 1)[0]   # igw, nat, vpce, eni, pcx, tgw ...
+
+    def row(self) -> str:
+        return f"{self.destination or '(prefix list)':<18} -> {self.target:<24} {self.state}"
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    id: str
+    main: bool
+    routes: tuple[Route, ...]
+    subnet_ids: tuple[str, ...]
+
+    def default_route(self) -> Route | None:
+        return next((r for r in self.routes if r.destination == WORLD), None)
+
+    def rows(self) -> list[str]:
+        return [r.row() for r in self.routes]
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    cidr: str
+    az: str
+    map_public_ip: bool
+    route_table_id: str | None    # effective: explicit association, else the VPC's main table
+    explicit_association: bool
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One allowed source for one protocol/port range (AWS rules are flattened to these)."""
+    protocol: str                 # "tcp", "udp", "icmp", "-1"
+    from_port: int | None
+    to_port: int | None
+    cidr: str | None = None
+    group_id: str | None = None
+
+    def covers_port(self, protocol: str, port: int | None) -> bool:
+        if self.protocol == "-1":
+            return True
+        if self.protocol != protocol:
+            return False
+        if port is None or self.from_port in (None, -1):
+            return True
+        return self.from_port <= port <= self.to_port
+
+    @property
+    def source(self) -> str:
+        return self.cidr or self.group_id or "?"
+
+    def row(self) -> str:
+        ports = "all" if self.from_port in (None, -1) else (
+            str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}")
+        proto = "all" if self.protocol == "-1" else self.protocol
+        return f"{proto:<5} {ports:<11} from {self.source}"
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    name: str
+    vpc_id: str
+    ingress: tuple[Permission, ...]
+    egress: tuple[Permission, ...]
+
+    def rows(self) -> list[str]:
+        return [p.row() for p in self.ingress]
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    role: str                     # "web" or "db"
+    state: str
+    instance_type: str
+    image_id: str
+    subnet_id: str | None
+    private_ip: str | None
+    public_ip: str | None
+    public_dns: str
+    key_name: str | None
+    group_ids: tuple[str, ...]
+    http_tokens: str              # "required" means IMDSv2 only
+    eni_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ElasticIp:
+    allocation_id: str
+    public_ip: str
+    association_id: str | None
+    instance_id: str | None
+    eni_id: str | None
+    private_ip: str | None
+
+
+@dataclass(frozen=True)
+class InternetGateway:
+    id: str
+    attachments: tuple[tuple[str, str], ...]    # (vpc_id, state)
+
+    def state_for(self, vpc_id: str) -> str | None:
+        return next((s for v, s in self.attachments if v == vpc_id), None)
+
+
+@dataclass(frozen=True)
+class NatGateway:
+    id: str
+    subnet_id: str
+    state: str
+    connectivity: str
+    public_ips: tuple[str, ...]
+    allocation_ids: tuple[str, ...]
+    private_ip: str | None
+
+
+@dataclass(frozen=True)
+class Vpc:
+    id: str
+    cidr: str
+    dns_support: bool
+    dns_hostnames: bool
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    region: str
+    vpc: Vpc
+    web: Instance
+    db: Instance
+    subnets: dict[str, Subnet]
+    route_tables: dict[str, RouteTable]
+    internet_gateways: tuple[InternetGateway, ...]
+    nat_gateways: tuple[NatGateway, ...]
+    security_groups: dict[str, SecurityGroup]
+    addresses: tuple[ElasticIp, ...]
+    eni_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # private ip -> group ids
+    key_pairs: tuple[str, ...] = ()
+
+    # -- roles --------------------------------------------------------------------------
+    @property
+    def public_subnet(self) -> Subnet | None:
+        return self.subnets.get(self.web.subnet_id)
+
+    @property
+    def private_subnet(self) -> Subnet | None:
+        return self.subnets.get(self.db.subnet_id)
+
+    def route_table_of(self, subnet: Subnet | None) -> RouteTable | None:
+        return self.route_tables.get(subnet.route_table_id) if subnet and subnet.route_table_id else None
+
+    @property
+    def attached_igw(self) -> InternetGateway | None:
+        return next((g for g in self.internet_gateways if g.state_for(self.vpc.id) == "available"), None)
+
+    @property
+    def live_nat_gateways(self) -> tuple[NatGateway, ...]:
+        return tuple(n for n in self.nat_gateways if n.state in ("pending", "available"))
+
+    def groups_of(self, instance: Instance) -> list[SecurityGroup]:
+        return [self.security_groups[g] for g in instance.group_ids if g in self.security_groups]
+
+    def members_of(self, group_id: str) -> set[str]:
+        """Private IPs of every ENI that carries the group (instances and anything else)."""
+        return {ip for ip, groups in self.eni_groups.items() if group_id in groups}
+
+    def group_contains_web(self, group_id: str) -> bool:
+        # A source group counts as "the web server" when the web server is a member of it,
+        # whatever its name (shared "client" groups are common in real environments).
+        return group_id in self.web.group_ids
+
+    def eip_of(self, instance: Instance) -> ElasticIp | None:
+        return next((a for a in self.addresses if a.instance_id == instance.id), None)
+
+    def ingress_to(self, instance: Instance) -> list[tuple[SecurityGroup, Permission]]:
+        return [(g, p) for g in self.groups_of(instance) for p in g.ingress]
+
+    def resources(self) -> list[tuple[str, str, str]]:
+        """(kind, id, detail) for the report's inventory."""
+        rows = [("vpc", self.vpc.id, self.vpc.cidr)]
+        rows += [("subnet", s.id, f"{s.cidr} ({s.az})") for s in self.subnets.values()]
+        rows += [("route-table", t.id, "main" if t.main else ", ".join(t.subnet_ids)) for t in self.route_tables.values()]
+        rows += [("internet-gateway", g.id, ", ".join(f"{v}:{s}" for v, s in g.attachments)) for g in self.internet_gateways]
+        rows += [("nat-gateway", n.id, f"{n.state} {', '.join(n.public_ips)}") for n in self.nat_gateways]
+        rows += [("security-group", g.id, g.name) for g in self.security_groups.values()]
+        for i in (self.web, self.db):
+            rows.append((f"instance ({i.role})", i.id,
+                         f"{i.state} private {i.private_ip} public {i.public_ip or '-'} {i.public_dns}".strip()))
+        rows += [("elastic-ip", a.allocation_id, f"{a.public_ip} -> {a.instance_id or a.eni_id or 'unassociated'}")
+                 for a in self.addresses]
+        return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+def find_env_instances(ec2, env: str) -> tuple[dict, dict]:
+    """The web and db instances of an environment built by provision.py (tags Env and Role)."""
+    found = {}
+    for role in ("web", "db"):
+        found[role] = _one_instance(ec2, [{"Name": "tag:Env", "Values": [env]},
+                                          {"Name": "tag:Role", "Values": [role]}],
+                                    f"tag Env={env} Role={role}", env_hint=True)
+    return found["web"], found["db"]
+
+
+def find_selected_instances(ec2, vpc_id: str, web: str, db: str) -> tuple[dict, dict]:
+    """The web and db instances of any environment, by VPC plus one selector per role."""
+    try:
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]
+    except ec2.exceptions.ClientError as exc:
+        raise EnvError(f"cannot read VPC {vpc_id}: {exc.response['Error']['Message']}") from None
+    if not vpcs:
+        raise EnvError(f"VPC {vpc_id} does not exist in this account and region")
+    return (_one_instance(ec2, [{"Name": "vpc-id", "Values": [vpc_id]}, *_selector(web)], f"--web {web}"),
+            _one_instance(ec2, [{"Name": "vpc-id", "Values": [vpc_id]}, *_selector(db)], f"--db {db}"))
+
+
+def _selector(text: str) -> list[dict]:
+    if text.startswith("i-"):
+        return [{"Name": "instance-id", "Values": [text]}]
+    if text.startswith("tag:") and "=" in text:
+        key, value = text[4:].split("=", 1)
+        return [{"Name": f"tag:{key}", "Values": [value]}]
+    raise EnvError(f"bad selector {text!r}: an instance ID (i-...) or tag:KEY=VALUE")
+
+
+def _one_instance(ec2, filters, what: str, env_hint: bool = False) -> dict:
+    filters = filters + [{"Name": "instance-state-name",
+                          "Values": ["pending", "running", "stopping", "stopped"]}]
+    found = [i for r in _paged(ec2, "describe_instances", "Reservations", Filters=filters) for i in r["Instances"]]
+    if not found:
+        hint = " (provision it with `python provision.py up`, or check --target/--region)" if env_hint else ""
+        raise EnvError(f"no instance matches {what}{hint}")
+    if len(found) > 1:
+        raise EnvError(f"{len(found)} instances match {what} ({', '.join(i['InstanceId'] for i in found)}); "
+                       "the selector must match exactly one")
+    return found[0]
+
+
+def _paged(client, op: str, key: str, **kwargs) -> list:
+    out = []
+    for page in client.get_paginator(op).paginate(**kwargs):
+        out.extend(page[key])
+    return out
+
+
+def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None = None) -> Snapshot:
+    vpc_id = web_raw.get("VpcId") or db_raw.get("VpcId")
+    if not vpc_id:
+        raise EnvError(f"instance {web_raw['InstanceId']} is in no VPC")
+    vpc_raw = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
+    attr = lambda name, key: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)[key]["Value"]  # noqa: E731
+    vpc = Vpc(vpc_id, vpc_raw["CidrBlock"], attr("enableDnsSupport", "EnableDnsSupport"),
+              attr("enableDnsHostnames", "EnableDnsHostnames"), vpc_raw.get("IsDefault", False))
+    in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}]
+
+    tables_raw = _paged(ec2, "describe_route_tables", "RouteTables", Filters=in_vpc)
+    main_id = next((t["RouteTableId"] for t in tables_raw
+                    if any(a.get("Main") for a in t.get("Associations", []))), None)
+    explicit = {a["SubnetId"]: t["RouteTableId"] for t in tables_raw for a in t.get("Associations", [])
+                if a.get("SubnetId")}
+    route_tables = {}
+    for t in tables_raw:
+        routes = tuple(Route(r.get("DestinationCidrBlock"),
+                             r.get("GatewayId") or r.get("NatGatewayId") or r.get("NetworkInterfaceId")
+                             or r.get("VpcPeeringConnectionId") or r.get("TransitGatewayId") or "?",
+                             r.get("State", "active"))
+                       for r in t.get("Routes", []) if "DestinationIpv6CidrBlock" not in r)
+        route_tables[t["RouteTableId"]] = RouteTable(
+            t["RouteTableId"], t["RouteTableId"] == main_id, routes,
+            tuple(a["SubnetId"] for a in t.get("Associations", []) if a.get("SubnetId")))
+
+    subnets = {}
+    for s in _paged(ec2, "describe_subnets", "Subnets", Filters=in_vpc):
+        sid = s["SubnetId"]
+        subnets[sid] = Subnet(sid, s["CidrBlock"], s.get("AvailabilityZone", ""), s.get("MapPublicIpOnLaunch", False),
+                              explicit.get(sid, main_id), sid in explicit)
+
+    # Attached to the VPC, plus (for our own environments) any tagged with the env that was detached:
+    # a detached gateway must show up as such, not vanish.
+    igw_filters = [[{"Name": "attachment.vpc-id", "Values": [vpc_id]}]]
+    if env:
+        igw_filters.append([{"Name": "tag:Env", "Values": [env]}])
+    igws = {}
+    for f in igw_filters:
+        for g in _paged(ec2, "describe_internet_gateways", "InternetGateways", Filters=f):
+            igws[g["InternetGatewayId"]] = InternetGateway(
+                g["InternetGatewayId"], tuple((a["VpcId"], a["State"]) for a in g.get("Attachments", [])))
+
+    nats = tuple(
+        NatGateway(n["NatGatewayId"], n["SubnetId"], n["State"], n.get("ConnectivityType", "public"),
+                   tuple(a["PublicIp"] for a in n.get("NatGatewayAddresses", []) if a.get("PublicIp")),
+                   tuple(a["AllocationId"] for a in n.get("NatGatewayAddresses", []) if a.get("AllocationId")),
+                   next((a.get("PrivateIp") for a in n.get("NatGatewayAddresses", [])), None))
+        for n in _paged(ec2, "describe_nat_gateways", "NatGateways", Filter=in_vpc)
+        if n["State"] not in ("deleted",))
+
+    groups = {g["GroupId"]: SecurityGroup(g["GroupId"], g["GroupName"], g.get("VpcId", ""),
+                                          _flatten(g.get("IpPermissions", [])),
+                                          _flatten(g.get("IpPermissionsEgress", [])))
+              for g in _paged(ec2, "describe_security_groups", "SecurityGroups", Filters=in_vpc)}
+
+    enis = _paged(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=in_vpc)
+    eni_groups = {}
+    for e in enis:
+        gids = tuple(g["GroupId"] for g in e.get("Groups", []))
+        for p in e.get("PrivateIpAddresses", []):
+            eni_groups[p["PrivateIpAddress"]] = gids
+
+    addresses = tuple(ElasticIp(a["AllocationId"], a["PublicIp"], a.get("AssociationId"), a.get("InstanceId") or None,
+                                a.get("NetworkInterfaceId"), a.get("PrivateIpAddress"))
+                      for a in ec2.describe_addresses(Filters=[{"Name": "domain", "Values": ["vpc"]}])["Addresses"]
+                      if _address_in_scope(a, env, enis))
+    keys = tuple(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"])
+
+    return Snapshot(region, vpc, _instance(web_raw, "web"), _instance(db_raw, "db"), subnets, route_tables,
+                    tuple(igws.values()), nats, groups, addresses, eni_groups, keys)
+
+
+def _address_in_scope(a: dict, env: str | None, enis: list[dict]) -> bool:
+    eni_ids = {e["NetworkInterfaceId"] for e in enis}
+    tags = {t["Key"]: t["Value"] for t in a.get("Tags", [])}
+    return a.get("NetworkInterfaceId") in eni_ids or (env is not None and tags.get("Env") == env)
+
+
+def _flatten(perms: list[dict]) -> tuple[Permission, ...]:
+    out = []
+    for p in perms:
+        proto = str(p.get("IpProtocol", "-1"))
+        proto = {"6": "tcp", "17": "udp", "1": "icmp"}.get(proto, proto)
+        frm, to = p.get("FromPort"), p.get("ToPort")
+        out += [Permission(proto, frm, to, cidr=r["CidrIp"]) for r in p.get("IpRanges", [])]
+        out += [Permission(proto, frm, to, group_id=g["GroupId"]) for g in p.get("UserIdGroupPairs", [])]
+    return tuple(out)
+
+
+def _instance(raw: dict, role: str) -> Instance:
+    enis = raw.get("NetworkInterfaces", [])
+    group_ids = tuple(dict.fromkeys([g["GroupId"] for g in raw.get("SecurityGroups", [])]
+                                    + [g["GroupId"] for e in enis for g in e.get("Groups", [])]))
+    return Instance(
+        id=raw["InstanceId"], role=role, state=raw["State"]["Name"], instance_type=raw.get("InstanceType", ""),
+        image_id=raw.get("ImageId", ""), subnet_id=raw.get("SubnetId"), private_ip=raw.get("PrivateIpAddress"),
+        public_ip=raw.get("PublicIpAddress"), public_dns=raw.get("PublicDnsName", "") or "",
+        key_name=raw.get("KeyName"), group_ids=group_ids,
+        http_tokens=raw.get("MetadataOptions", {}).get("HttpTokens", "optional"),
+        eni_ids=tuple(e["NetworkInterfaceId"] for e in enis))
+
+
+def in_cidr(ip: str | None, cidr: str) -> bool:
+    return ip is not None and ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)

@@ -1,0 +1,207 @@
+"""Where the AWS API is and how the suite reaches hosts, per target.
+
+aws:   boto3's own credential chain and region; AWS_ENDPOINT_URL honoured by boto3 itself.
+moto:  moto in-process (mock_aws); no hosts, so host checks skip with a reason.
+local: moto in server mode on loopback plus the lab data plane (lab/), which makes hosts real.
+The checks and the provisioner only see this seam, never the target's name.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import Counter
+
+import boto3
+from botocore.config import Config
+
+from .errors import EnvError
+from .settings import Settings
+
+# Standard retry mode backs off on throttling and 5xx answers; a retried create is made safe by
+# idempotency tokens (ClientToken) in the provisioner.
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
+CHECKIP_URL = "http://checkip.amazonaws.com/"
+
+
+class Target:
+    name = "base"
+    host_access = False
+    host_access_reason = ""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.api_calls: Counter[str] = Counter()
+        self._session: boto3.Session | None = None
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    # -- lifetime -------------------------------------------------------------------------
+    def start(self, progress=print) -> None:
+        """Make the API reachable (and, on local, the data plane)."""
+
+    def stop(self, progress=print) -> None:
+        """Release what start() made; safe to call twice."""
+
+    def settle(self) -> None:
+        """Return once real traffic follows the API's latest state (no-op where the cloud does it)."""
+
+    # -- API ----------------------------------------------------------------------------
+    def endpoint_url(self) -> str | None:
+        return None
+
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            self._session = self._make_session()
+            self._session.events.register("before-call", self._count_call)
+        return self._session
+
+    def _make_session(self) -> boto3.Session:
+        return boto3.Session(region_name=self.settings.region)
+
+    def _count_call(self, model, **_):
+        self.api_calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def client(self, service: str):
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session().client(
+                    service, endpoint_url=self.endpoint_url(), config=RETRY_CONFIG)
+            return self._clients[service]
+
+    @property
+    def ec2(self):
+        return self.client("ec2")
+
+    def check_region(self) -> None:
+        known = self.session().get_available_regions("ec2")
+        if self.settings.region not in known:
+            raise EnvError(f"unknown region {self.settings.region!r} (EC2 has e.g. us-east-1, eu-west-1, ap-northeast-1)")
+
+    # -- hosts ----------------------------------------------------------------------------
+    def connect(self, host: str, port: int, timeout: float = 5.0, origin: str = "internet") -> socket.socket:
+        raise NotImplementedError
+
+    def resolve(self, name: str) -> list[str]:
+        raise NotImplementedError
+
+    def echo_url(self) -> str:
+        return CHECKIP_URL
+
+
+class AwsTarget(Target):
+    name = "aws"
+    host_access = True
+
+    def start(self, progress=print) -> None:
+        self.check_region()
+        if self.session().get_credentials() is None:
+            raise EnvError("no AWS credentials found: boto3 looked in the environment, ~/.aws and the instance "
+                           "role; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+
+    def connect(self, host, port, timeout=5.0, origin="internet"):
+        if origin != "internet":
+            raise NotImplementedError(f"no {origin} vantage point on the aws target")
+        return socket.create_connection((host, port), timeout=timeout)
+
+    def resolve(self, name):
+        return sorted({info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)})
+
+
+class MotoTarget(Target):
+    name = "moto"
+    host_access_reason = ("target moto holds the AWS API only (no hosts exist); "
+                          "run with --target local or --target aws for host checks")
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._mock = None
+
+    def _make_session(self):
+        return boto3.Session(region_name=self.settings.region, aws_access_key_id="testing",
+                             aws_secret_access_key="testing")
+
+    def start(self, progress=print) -> None:
+        from moto import mock_aws
+
+        if self._mock is None:
+            self._mock = mock_aws()
+            self._mock.start()
+        self.check_region()
+
+    def stop(self, progress=print) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+
+class LocalTarget(Target):
+    name = "local"
+    host_access = True
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._endpoint: str | None = None
+
+    def _make_session(self):
+        return boto3.Session(region_name=self.settings.region, aws_access_key_id="testing",
+                             aws_secret_access_key="testing")
+
+    def endpoint_url(self):
+        return self._endpoint
+
+    def start(self, progress=print) -> None:
+        from lab import daemon
+        from lab.errors import LabError
+
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._endpoint = daemon.start(self.settings.env, self.settings.state_dir, progress=progress)
+        except LabError as exc:
+            raise EnvError(str(exc)) from None
+        self.check_region()
+
+    def attach(self) -> bool:
+        """Use an already running lab (a kept environment) without starting one."""
+        from lab import daemon
+
+        info = daemon.status(self.settings.env, self.settings.state_dir)
+        if not info:
+            return False
+        self._endpoint = info["endpoint"]
+        return True
+
+    def stop(self, progress=print) -> None:
+        from lab import daemon
+
+        daemon.stop(self.settings.env, self.settings.state_dir, progress=progress)
+        self._endpoint = None
+
+    def settle(self) -> None:
+        from lab import daemon
+
+        daemon.wait_settled(self.settings.state_dir)
+
+    def connect(self, host, port, timeout=5.0, origin="internet"):
+        from lab import vantage
+
+        return vantage.connect(self.settings.env, host, port, timeout=timeout, origin=origin)
+
+    def resolve(self, name):
+        from lab import vantage
+
+        return vantage.resolve(self.settings.env, name)
+
+    def echo_url(self):
+        from lab import vantage
+
+        return vantage.echo_url(self.settings.env)
+
+
+def make_target(settings: Settings) -> Target:
+    return {"aws": AwsTarget, "moto": MotoTarget, "local": LocalTarget}[settings.target](settings)
+
+
+def without_ambient_endpoint() -> None:
+    """moto/local must never send a call to a real endpoint picked up from the environment."""
+    os.environ.pop("AWS_ENDPOINT_URL", None)
