@@ -317,13 +317,13 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
             igws[g["InternetGatewayId"]] = InternetGateway(
                 g["InternetGatewayId"], tuple((a["VpcId"], a["State"]) for a in g.get("Attachments", [])))
 
+    nats_raw = _paged(ec2, "describe_nat_gateways", "NatGateways", Filter=in_vpc)
     nats = tuple(
         NatGateway(n["NatGatewayId"], n["SubnetId"], n["State"], n.get("ConnectivityType", "public"),
                    tuple(a["PublicIp"] for a in n.get("NatGatewayAddresses", []) if a.get("PublicIp")),
                    tuple(a["AllocationId"] for a in n.get("NatGatewayAddresses", []) if a.get("AllocationId")),
                    next((a.get("PrivateIp") for a in n.get("NatGatewayAddresses", [])), None))
-        for n in _paged(ec2, "describe_nat_gateways", "NatGateways", Filter=in_vpc)
-        if n["State"] not in ("deleted",))
+        for n in nats_raw if n["State"] not in ("deleted",))
 
     groups = {g["GroupId"]: SecurityGroup(g["GroupId"], g["GroupName"], g.get("VpcId", ""),
                                           _flatten(g.get("IpPermissions", [])),
@@ -331,8 +331,13 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
               for g in _paged(ec2, "describe_security_groups", "SecurityGroups", Filters=in_vpc)}
 
     enis = _paged(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=in_vpc)
+    # A NAT gateway's ENI is AWS-managed and carries no security group on AWS (moto gives it the
+    # default group): it is not a member of any group for our purposes.
+    nat_enis = {a.get("NetworkInterfaceId") for n in nats_raw for a in n.get("NatGatewayAddresses", [])}
     eni_groups = {}
     for e in enis:
+        if e["NetworkInterfaceId"] in nat_enis or e.get("InterfaceType") == "nat_gateway":
+            continue
         gids = tuple(g["GroupId"] for g in e.get("Groups", []))
         for p in e.get("PrivateIpAddresses", []):
             eni_groups[p["PrivateIpAddress"]] = gids

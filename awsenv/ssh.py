@@ -1,0 +1,163 @@
+"""Host access: one SSH connection per host for the whole run, the DB's through the web server.
+
+Host keys are pinned on first contact into the environment's known_hosts; a changed key fails
+the run. The same facts are written as an ssh_config that OpenSSH accepts (`ssh -F FILE db`).
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+
+import paramiko
+from testinfra.backend.paramiko import ParamikoBackend
+from testinfra.host import Host
+
+from .errors import EnvError
+from .settings import Settings
+from .targets import Target
+from .waits import wait_until
+
+
+class PinOnFirstContact(paramiko.MissingHostKeyPolicy):
+    """Unknown host: remember its key. Known host with another key: paramiko raises BadHostKeyException."""
+
+    def __init__(self, known_hosts: Path):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        client.get_host_keys().save(str(self.known_hosts))
+
+
+def load_key(path: Path) -> paramiko.PKey:
+    if not path.exists():
+        raise EnvError(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)")
+    if path.stat().st_mode & 0o077:
+        raise EnvError(f"SSH key file {path} is readable by others (mode {oct(path.stat().st_mode & 0o777)}); "
+                       f"run chmod 600 {path}")
+    for cls in (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey):
+        try:
+            return cls.from_private_key_file(str(path))
+        except paramiko.SSHException:
+            continue
+    raise EnvError(f"SSH key file {path} holds no private key paramiko can read")
+
+
+class Connections:
+    """Lazily opened, shared SSH clients for the web and db roles."""
+
+    def __init__(self, target: Target, settings: Settings, web_addr: str, db_addr: str,
+                 key: paramiko.PKey | None = None):
+        self.target = target
+        self.settings = settings
+        self.web_addr = web_addr
+        self.db_addr = db_addr
+        self.key = key
+        self.known_hosts = settings.state_dir / "known_hosts"
+        self.opened = 0           # connections this process opened (benchmarks count them)
+        self._clients: dict[str, paramiko.SSHClient] = {}
+        self._lock = threading.RLock()
+
+    def _client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(PinOnFirstContact(self.known_hosts))
+        return client
+
+    def _connect(self, address: str, sock, key) -> paramiko.SSHClient:
+        client = self._client()
+        try:
+            client.connect(address, username=self.settings.ssh_user, pkey=key or self.key, sock=sock,
+                           timeout=10, banner_timeout=15, auth_timeout=15, allow_agent=False, look_for_keys=False)
+        except paramiko.BadHostKeyException as exc:
+            raise EnvError(f"host key of {address} CHANGED since it was pinned in {self.known_hosts} "
+                           f"(got {exc.key.get_fingerprint().hex()}); if the host was rebuilt on purpose, "
+                           f"remove its line from that file") from None
+        self.opened += 1
+        return client
+
+    def open_web(self, key=None) -> paramiko.SSHClient:
+        return self._connect(self.web_addr, self.target.connect(self.web_addr, 22, timeout=10), key)
+
+    def open_db(self, key=None) -> paramiko.SSHClient:
+        channel = self.web().get_transport().open_channel(
+            "direct-tcpip", (self.db_addr, 22), ("127.0.0.1", 0), timeout=10)
+        return self._connect(self.db_addr, channel, key)
+
+    def web(self) -> paramiko.SSHClient:
+        return self._get("web", self.open_web)
+
+    def db(self) -> paramiko.SSHClient:
+        return self._get("db", self.open_db)
+
+    def _get(self, role, opener):
+        with self._lock:
+            client = self._clients.get(role)
+            if client is None or not client.get_transport() or not client.get_transport().is_active():
+                client = self._clients[role] = opener()
+            return client
+
+    def forget(self) -> None:
+        """Drop every connection (after a stop/start the old ones are dead)."""
+        with self._lock:
+            for role in ("db", "web"):
+                client = self._clients.pop(role, None)
+                if client:
+                    client.close()
+
+    close = forget
+
+    def host(self, role: str) -> Host:
+        return Host(SharedClientBackend(role, getattr(self, role)))
+
+    def wait_ready(self, role: str, timeout: float = 300, progress=print) -> None:
+        """SSH ready: the host is up and accepts our key."""
+        def ready():
+            with self._lock:
+                self._clients.pop(role, None)
+            return run(getattr(self, role)(), "true").rc == 0
+        wait_until(ready, f"SSH on the {role} server to accept the key", timeout, progress, delay=2)
+
+
+class SharedClientBackend(ParamikoBackend):
+    """testinfra's paramiko backend on our shared client: no ProxyJump support needed, one connection."""
+
+    def __init__(self, role: str, client_getter):
+        super().__init__(f"paramiko://{role}")
+        self._getter = client_getter
+
+    @functools.cached_property
+    def client(self) -> paramiko.SSHClient:
+        return self._getter()
+
+
+class Result:
+    def __init__(self, rc: int, stdout: str, stderr: str, command: str):
+        self.rc, self.stdout, self.stderr, self.command = rc, stdout, stderr, command
+
+    def evidence(self) -> str:
+        return f"$ {self.command}\n{self.stdout}{self.stderr}(exit {self.rc})"
+
+
+def run(client: paramiko.SSHClient, command: str, timeout: float = 600) -> Result:
+    chan = client.get_transport().open_session(timeout=15)
+    chan.settimeout(timeout)
+    chan.exec_command(command)
+    out = chan.makefile("rb").read().decode(errors="replace")
+    err = chan.makefile_stderr("rb").read().decode(errors="replace")
+    return Result(chan.recv_exit_status(), out, err, command)
+
+
+def ssh_config(settings: Settings, web_addr: str, db_addr: str, proxy_command: str | None) -> str:
+    """An ssh_config a person can use with OpenSSH: `ssh -F FILE web`, `ssh -F FILE db`."""
+    common = (f"  User {settings.ssh_user}\n  IdentityFile {settings.key_file}\n  IdentitiesOnly yes\n"
+              f"  UserKnownHostsFile {settings.state_dir / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n"
+              f"  ControlMaster auto\n  ControlPath {settings.state_dir}/cm-%r@%h:%p\n  ControlPersist 60\n")
+    web = f"Host web\n  HostName {web_addr}\n{common}"
+    if proxy_command:
+        web += f"  ProxyCommand {proxy_command}\n"
+    db = f"Host db\n  HostName {db_addr}\n{common}  ProxyJump web\n"
+    return f"# environment {settings.env} on target {settings.target}\n{web}\n{db}"

@@ -1,0 +1,66 @@
+"""Beyond the article: what Prowler, AWS Config rules and Checkov would check on this design.
+
+Findings the design makes on purpose (the web server is public) are reported as accepted, with
+the reason, through xfail: visible in the report, neither failing nor hidden.
+"""
+import pytest
+
+from awsenv.snapshot import WORLD
+
+pytestmark = pytest.mark.hardening
+
+
+@pytest.mark.api
+@pytest.mark.parametrize("role", ["web", "db"])
+def test_imdsv2_required(snap, role, evidence):
+    inst = getattr(snap, role)
+    evidence("metadata options", f"{inst.id} HttpTokens={inst.http_tokens}")
+    assert inst.http_tokens == "required", f"expected IMDSv2 required on the {role} server, found {inst.http_tokens}"
+
+
+@pytest.mark.api
+def test_ssh_not_open_to_world(snap, evidence):
+    rules = [(i.role, g.id, p) for i in (snap.web, snap.db) for g, p in snap.ingress_to(i)]
+    evidence("ingress", [f"{r} {g} {p.row()}" for r, g, p in rules])
+    open_ = [f"{r} {g} {p.row()}" for r, g, p in rules if p.covers_port("tcp", 22) and p.cidr == WORLD]
+    assert not open_, f"expected SSH not open to 0.0.0.0/0, found {open_}"
+
+
+@pytest.mark.api
+@pytest.mark.parametrize("port", [3306])
+def test_db_port_not_exposed_to_internet(snap, port, evidence):
+    rules = [(i.role, g.id, p) for i in (snap.web, snap.db) for g, p in snap.ingress_to(i)]
+    exposed = [f"{r} {g} {p.row()}" for r, g, p in rules if p.covers_port("tcp", port) and p.cidr == WORLD]
+    evidence("ingress", [f"{r} {g} {p.row()}" for r, g, p in rules])
+    assert not exposed, f"expected tcp/{port} not open to 0.0.0.0/0, found {exposed}"
+
+
+@pytest.mark.api
+def test_default_security_group_unused(snap, evidence):
+    default = [g.id for g in snap.security_groups.values() if g.name == "default"]
+    users = sorted(ip for ip, groups in snap.eni_groups.items() if set(groups) & set(default))
+    evidence("default group", [f"{default}", f"used by {users or 'nothing'}"])
+    assert not users, f"expected the default security group unused, found it on {users}"
+
+
+@pytest.mark.api
+def test_web_server_public_by_design(snap, evidence):
+    findings = [f"{p.row()}" for _, p in snap.ingress_to(snap.web) if p.cidr == WORLD]
+    if snap.web.public_ip:
+        findings.append(f"public address {snap.web.public_ip}")
+    evidence("public exposure", findings or ["none"])
+    if findings:
+        pytest.xfail("accepted by design: the article's web server is public (HTTP from anywhere, an Elastic IP); "
+                     "Prowler's ec2_instance_public_ip and open-port findings are expected here")
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("role", ["web", "db"])
+@pytest.mark.parametrize("setting,expected", [("passwordauthentication", "no"), ("permitrootlogin", "no")])
+def test_sshd_hardening(conns, role, setting, expected, evidence):
+    from awsenv.ssh import run as ssh_run
+
+    result = ssh_run(getattr(conns, role)(), f"sudo sshd -T 2>/dev/null | grep -i '^{setting} '")
+    evidence(f"sshd -T on {role}", result.evidence())
+    found = result.stdout.split()[1] if result.stdout.split()[1:] else "unknown"
+    assert found == expected, f"expected sshd {setting} {expected} on the {role} server, found {found}"
