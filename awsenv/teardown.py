@@ -44,6 +44,16 @@ def _ok(fn, **kwargs) -> None:
             raise
 
 
+def _try(progress, fn, **kwargs) -> None:
+    """Keep going when one deletion fails: what is left is reported at the end, not hidden by a crash."""
+    try:
+        _ok(fn, **kwargs)
+    except ClientError as exc:
+        err = exc.response["Error"]
+        progress(f"  could not {fn.__name__.replace('_', ' ')} {next(iter(kwargs.values()))}: "
+                 f"{err['Code']}: {err['Message']}")
+
+
 def find_env(ec2, env: str, ledger: Ledger) -> dict[str, list[str]]:
     """Everything of the environment, by tag and by ledger, by kind."""
     f = tags.env_filter(env)
@@ -98,10 +108,10 @@ def down(target: Target, settings: Settings, progress=print) -> Leftovers:
 
     if found["instance"]:
         progress(f"terminating instances {', '.join(found['instance'])}")
-        ec2.terminate_instances(InstanceIds=found["instance"])
+        _try(progress, ec2.terminate_instances, InstanceIds=found["instance"])
     for nat in found["nat-gateway"]:
         progress(f"deleting NAT gateway {nat} (billed hourly)")
-        _ok(ec2.delete_nat_gateway, NatGatewayId=nat)
+        _try(progress, ec2.delete_nat_gateway, NatGatewayId=nat)
     if found["instance"]:
         wait_with_waiter(ec2, "instance_terminated", "instances terminated", 600, progress,
                          InstanceIds=found["instance"])
@@ -111,32 +121,32 @@ def down(target: Target, settings: Settings, progress=print) -> Leftovers:
     for alloc in found["elastic-ip"]:
         for a in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"]:
             if a.get("AssociationId"):
-                _ok(ec2.disassociate_address, AssociationId=a["AssociationId"])
+                _try(progress, ec2.disassociate_address, AssociationId=a["AssociationId"])
         progress(f"releasing Elastic IP {alloc}")
-        _ok(ec2.release_address, AllocationId=alloc)
+        _try(progress, ec2.release_address, AllocationId=alloc)
     for igw in found["internet-gateway"]:
         for g in ec2.describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"]:
             for att in g.get("Attachments", []):
-                _ok(ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=att["VpcId"])
+                _try(progress, ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=att["VpcId"])
         progress(f"deleting internet gateway {igw}")
-        _ok(ec2.delete_internet_gateway, InternetGatewayId=igw)
+        _try(progress, ec2.delete_internet_gateway, InternetGatewayId=igw)
     for rt in found["route-table"]:
         for t in ec2.describe_route_tables(RouteTableIds=[rt])["RouteTables"]:
             if any(a.get("Main") for a in t.get("Associations", [])):
                 continue   # the main table goes with the VPC
             for a in t.get("Associations", []):
-                _ok(ec2.disassociate_route_table, AssociationId=a["RouteTableAssociationId"])
+                _try(progress, ec2.disassociate_route_table, AssociationId=a["RouteTableAssociationId"])
             progress(f"deleting route table {rt}")
-            _ok(ec2.delete_route_table, RouteTableId=rt)
+            _try(progress, ec2.delete_route_table, RouteTableId=rt)
     _delete_groups(ec2, found["security-group"], progress)
     for sn in found["subnet"]:
         progress(f"deleting subnet {sn}")
-        _ok(ec2.delete_subnet, SubnetId=sn)
+        _try(progress, ec2.delete_subnet, SubnetId=sn)
     for vpc in found["vpc"]:
         progress(f"deleting VPC {vpc}")
-        _ok(ec2.delete_vpc, VpcId=vpc)
+        _try(progress, ec2.delete_vpc, VpcId=vpc)
     for key in found["key-pair"]:
-        _ok(ec2.delete_key_pair, KeyName=key)
+        _try(progress, ec2.delete_key_pair, KeyName=key)
     left = leftovers(target, settings)
     if not left:
         ledger.clear()
@@ -148,10 +158,10 @@ def _delete_groups(ec2, group_ids: list[str], progress) -> None:
     for g in ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"] if group_ids else []:
         referencing = [p for p in g.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
         if referencing:
-            _ok(ec2.revoke_security_group_ingress, GroupId=g["GroupId"], IpPermissions=referencing)
+            _try(progress, ec2.revoke_security_group_ingress, GroupId=g["GroupId"], IpPermissions=referencing)
     for gid in group_ids:
         progress(f"deleting security group {gid}")
-        _ok(ec2.delete_security_group, GroupId=gid)
+        _try(progress, ec2.delete_security_group, GroupId=gid)
 
 
 def leftovers(target: Target, settings: Settings) -> Leftovers:

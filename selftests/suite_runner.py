@@ -1,0 +1,42 @@
+"""Runs the verification suite in a subprocess and reads its verdicts from junit XML."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Verdicts:
+    returncode: int
+    passed: set[str]
+    failed: set[str]
+    skipped: set[str]
+    output: str
+
+    @property
+    def ran(self) -> set[str]:
+        return self.passed | self.failed
+
+
+def run_suite(tmp_path: Path, *args: str, timeout: float = 900) -> Verdicts:
+    junit = tmp_path / "junit.xml"
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q",
+           "-o", "addopts=", f"--junitxml={junit}", "--rootdir", str(REPO), *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    passed, failed, skipped = set(), set(), set()
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = case.get("name")
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed.add(name)
+            elif case.find("skipped") is not None:
+                skipped.add(name)
+            else:
+                passed.add(name)
+    return Verdicts(proc.returncode, passed, failed, skipped, out)

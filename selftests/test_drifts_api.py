@@ -1,0 +1,24 @@
+"""Every API drift, applied to a good environment on the moto target, fails exactly its checks."""
+import pytest
+
+from awsenv.drifts import CATALOGUE
+
+from selftests.suite_runner import run_suite
+
+API_DRIFTS = [d for d in CATALOGUE if not d.needs_hosts]
+
+
+def test_good_environment_passes_every_api_check(tmp_path):
+    v = run_suite(tmp_path, "--target", "moto", "--provision", "--state-dir", str(tmp_path))
+    assert v.returncode == 0 and not v.failed, v.output[-3000:]
+    assert len(v.passed) >= 20, f"expected the API checks to run, found {len(v.passed)} passed"
+
+
+@pytest.mark.parametrize("drift", API_DRIFTS, ids=[d.name for d in API_DRIFTS])
+def test_drift_fails_exactly_its_checks(tmp_path, drift):
+    v = run_suite(tmp_path, "--target", "moto", "--provision", "--state-dir", str(tmp_path), "--drift", drift.name)
+    expected = drift.expected(host_access=False)
+    assert v.failed == expected, (
+        f"drift {drift.name}: expected failures {sorted(expected)}, found {sorted(v.failed)}\n"
+        f"unexpected: {sorted(v.failed - expected)}; missing: {sorted(expected - v.failed)}\n{v.output[-2000:]}")
+    assert v.returncode == 1
