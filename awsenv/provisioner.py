@@ -84,6 +84,7 @@ class Provisioner:
         return self.b
 
     def check_inputs(self) -> None:
+        self.s.require_admin_cidr()
         self.b.image_id = self.resolve_image()
         theirs = [v for v in self.ec2.describe_vpcs(Filters=[{"Name": "tag:Env", "Values": [self.s.env]}])["Vpcs"]
                   if tags.PROJECT not in [t["Value"] for t in v.get("Tags", []) if t["Key"] == "Project"]]

@@ -51,7 +51,7 @@ class Settings:
     private_cidr: str = "10.0.2.0/24"
     instance_type: str = "t2.micro"
     image: str = DEFAULT_IMAGE
-    admin_cidr: str = LAB_ADMIN_CIDR
+    admin_cidr: str | None = LAB_ADMIN_CIDR
     ssh_user: str = "ec2-user"
     ssh_key: Path | None = None
     state_dir: Path = field(default=REPO_ROOT / ".state" / "twotier")
@@ -71,6 +71,12 @@ class Settings:
     def key_file(self) -> Path:
         return self.ssh_key or self.state_dir / "id_ed25519"
 
+    def require_admin_cidr(self) -> str:
+        if not self.admin_cidr:
+            raise EnvError("--admin-cidr is required to provision on the aws target (SSH is never opened to the "
+                           "world by default); give your own address, e.g. --admin-cidr 198.51.100.7/32")
+        return self.admin_cidr
+
     @classmethod
     def build(cls, values: dict) -> "Settings":
         """Validate raw option values (None = not given) into Settings, or raise EnvError."""
@@ -84,9 +90,6 @@ class Settings:
                            "at most 31 characters")
         if target == "aws":
             region = v.get("region") or _configured_region()
-            if "admin_cidr" not in v:
-                raise EnvError("--admin-cidr is required on the aws target (SSH is never opened to the world by "
-                               "default); give your own address, e.g. --admin-cidr 198.51.100.7/32")
         else:
             region = v.get("region", "us-east-1")
         vpc = _network("vpc-cidr", v.get("vpc_cidr", cls.vpc_cidr))
@@ -101,7 +104,10 @@ class Settings:
                 raise EnvError(f"--{name} {net} is not inside --vpc-cidr {vpc}")
         if pub.overlaps(priv):
             raise EnvError(f"--public-cidr {pub} and --private-cidr {priv} overlap")
-        admin = _network("admin-cidr", v.get("admin_cidr", LAB_ADMIN_CIDR))
+        # On aws there is no safe default: provisioning refuses without one (require_admin_cidr),
+        # while checking an existing environment doesn't need it.
+        admin_text = v.get("admin_cidr", None if target == "aws" else LAB_ADMIN_CIDR)
+        admin = _network("admin-cidr", admin_text) if admin_text else None
         image = v.get("image", DEFAULT_IMAGE)
         if not (image.startswith("ssm:/") or re.match(r"^ami-[0-9a-f]{8,17}$", image)):
             raise EnvError(f"bad --image {image!r}: an AMI ID (ami-...) or ssm:/PARAMETER")
@@ -109,7 +115,7 @@ class Settings:
         key = Path(v["ssh_key"]) if "ssh_key" in v else None
         return cls(target=target, env=env, region=region, vpc_cidr=str(vpc), public_cidr=str(pub),
                    private_cidr=str(priv), instance_type=v.get("instance_type", cls.instance_type),
-                   image=image, admin_cidr=str(admin), ssh_user=v.get("ssh_user", cls.ssh_user),
+                   image=image, admin_cidr=str(admin) if admin else None, ssh_user=v.get("ssh_user", cls.ssh_user),
                    ssh_key=key, state_dir=state_dir)
 
 
