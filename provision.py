@@ -15,7 +15,9 @@ import argparse
 import signal
 import sys
 
-from awsenv.errors import EnvError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from awsenv.errors import EnvError, one_line
 from awsenv.settings import OPTIONS, Settings
 
 EXIT_ERROR = 2
@@ -81,24 +83,28 @@ def open_api(run, start: bool) -> None:
 def cmd_up(args) -> int:
     from awsenv import teardown
 
+    from awsenv.provisioner import Provisioner
+
     run = run_for(args)
     run.provision = True
+    run.settings.require_admin_cidr()
     open_api(run, start=True)
     try:
+        Provisioner(run.target, run.settings).check_inputs()   # bad input: fail before creating anything
         if args.no_host_setup or not run.target.host_access:
-            from awsenv.provisioner import Provisioner
-
             Provisioner(run.target, run.settings).up()
         else:
             run.build()
-    except (EnvError, KeyboardInterrupt) as exc:
+    except (EnvError, KeyboardInterrupt, BotoCoreError, ClientError) as exc:
         # Nothing half-built is left: remove what this attempt made, then say what went wrong.
-        print(f"up failed ({exc or 'interrupted'}); removing what was made", file=sys.stderr)
-        left = teardown.down(run.target, run.settings, progress=print)
-        for line in left.lines():
-            print(line, file=sys.stderr)
-        if run.target.name == "local":
-            run.target.stop(progress=print)
+        print(f"up failed ({one_line(exc) or 'interrupted'}); removing what was made", file=sys.stderr)
+        try:
+            left = teardown.down(run.target, run.settings, progress=print)
+            for line in left.lines():
+                print(line, file=sys.stderr)
+        finally:
+            if run.target.name == "local":
+                run.target.stop(progress=print)
         raise
     print_status(run)
     if run.target.host_access:
@@ -185,8 +191,8 @@ def main(argv=None) -> int:
                "drifts": cmd_drifts, "drift": cmd_drift}[args.command]
     try:
         return handler(args)
-    except EnvError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (EnvError, BotoCoreError, ClientError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

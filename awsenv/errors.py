@@ -10,3 +10,15 @@ class EnvError(Exception):
 
 class NotCompliant(EnvError):
     """The environment was read but does not match what was asked for (e.g. selector matched two)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """Any failure worth showing a user, as one line (botocore's errors included)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"AWS API: {err.get('Code')}: {err.get('Message')}"
+    if type(exc).__module__.startswith("botocore"):
+        return f"AWS API: {' '.join(str(exc).split())}"
+    return " ".join(str(exc).split()) or type(exc).__name__

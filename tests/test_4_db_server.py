@@ -25,7 +25,8 @@ def test_db_instance_in_private_subnet_without_public_address(snap, evidence):
 
 @pytest.mark.api
 @pytest.mark.article("4.2")
-@pytest.mark.parametrize("protocol,port,label", [("tcp", 3306, "MariaDB"), ("icmp", None, "ICMP"), ("tcp", 22, "SSH")])
+@pytest.mark.parametrize("protocol,port,label", [("tcp", 3306, "MariaDB"), ("icmp", None, "ICMP"), ("tcp", 22, "SSH")],
+                         ids=["mariadb", "icmp", "ssh"])
 def test_db_allows_only_the_web_server(snap, protocol, port, label, evidence):
     rules = snap.ingress_to(snap.db)
     evidence("db ingress", [f"{g.id} {p.row()}" for g, p in rules])
