@@ -3,4 +3,5 @@ pytest_plugins = [
     "fixtures.options",
     "fixtures.lifecycle",
     "fixtures.environment",
+    "fixtures.report",
 ]
