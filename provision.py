@@ -7,6 +7,7 @@
     python provision.py ssh-config [--env NAME]        # then: ssh -F FILE web / ssh -F FILE db
     python provision.py drifts                          # the drift catalogue
     python provision.py drift NAME [--revert] [--env NAME]
+    python provision.py sweep --older-than 2h [--target ...]   # remove expired/old environments
 Errors are one line on stderr and a non-zero exit; nothing half-built is left behind by `up`.
 """
 from __future__ import annotations
@@ -33,6 +34,8 @@ def parse(argv):
         "ssh-config": "print an OpenSSH config for the environment's hosts (written to STATE_DIR/ssh_config too)",
         "drifts": "list the drift catalogue: misconfigurations the suite must catch",
         "drift": "apply one drift to a kept environment (or --revert it)",
+        "sweep": "remove every environment of this project (tag Project=twotier) that expired (tag ExpiresAt) "
+                 "or was created longer ago than --older-than; NAT gateways and Elastic IPs first",
     }
     for name, help_text in cmds.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -45,6 +48,10 @@ def parse(argv):
         if name == "drift":
             sp.add_argument("name", help="drift name (see `provision.py drifts`)")
             sp.add_argument("--revert", action="store_true", help="undo the drift")
+        if name == "sweep":
+            sp.add_argument("--older-than", required=True, metavar="DURATION",
+                            help="remove environments created longer ago than this: 30m, 2h, 1d, 1h30m")
+            sp.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     return p.parse_args(argv)
 
 
@@ -90,7 +97,13 @@ def cmd_up(args) -> int:
     run.settings.require_admin_cidr()
     open_api(run, start=True)
     try:
-        Provisioner(run.target, run.settings).check_inputs()   # bad input: fail before creating anything
+        # Bad input (image, env name taken, ...) fails here, before anything is created: one line.
+        Provisioner(run.target, run.settings, progress=lambda _: None).check_inputs()
+    except BaseException:
+        if run.target.name == "local":
+            run.target.stop(progress=print)
+        raise
+    try:
         if args.no_host_setup or not run.target.host_access:
             Provisioner(run.target, run.settings).up()
         else:
@@ -174,6 +187,21 @@ def cmd_down(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from awsenv import sweep
+
+    older_than = sweep.parse_duration(args.older_than)
+    run = run_for(args)
+    if run.target.name == "moto":
+        print("the moto target keeps nothing between commands: nothing to sweep")
+        return 0
+    open_api(run, start=False)
+    left = sweep.sweep(run.target, run.settings, older_than, dry_run=args.dry_run, progress=print)
+    for line in left:
+        print(line, file=sys.stderr)
+    return 1 if left else 0
+
+
 def cmd_drift(args) -> int:
     from awsenv.drifts import apply_drift, revert_drift
 
@@ -188,7 +216,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     args = parse(argv if argv is not None else sys.argv[1:])
     handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh-config": cmd_ssh_config,
-               "drifts": cmd_drifts, "drift": cmd_drift}[args.command]
+               "drifts": cmd_drifts, "drift": cmd_drift, "sweep": cmd_sweep}[args.command]
     try:
         return handler(args)
     except (EnvError, BotoCoreError, ClientError) as exc:

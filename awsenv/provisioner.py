@@ -6,6 +6,7 @@ so a retried call (standard retry mode) never creates twice.
 """
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from .errors import EnvError
 from .ledger import Ledger
 from .settings import Settings
 from .targets import Target
-from .waits import wait_with_waiter
+from .waits import wait_all, wait_with_waiter
 
 WORLD = "0.0.0.0/0"
 
@@ -77,9 +78,8 @@ class Provisioner:
         self.ensure_nat_gateway()
         self.ensure_web_instance()
         self.ensure_db_instance()
-        self.wait_instances_running()
+        self.wait_instances_and_nat()
         self.ensure_web_eip()
-        self.wait_nat_available()
         self.ensure_private_route_table()
         return self.b
 
@@ -118,6 +118,17 @@ class Provisioner:
         if existing and key_file.exists():
             self.say(f"key pair {name}: exists")
             return
+        if self.s.ssh_key and not existing:
+            # The user's own key (--ssh-key): import its public half; never overwrite their file.
+            from .ssh import load_key
+
+            key = load_key(self.s.ssh_key)
+            self._call("import key pair", self.ec2.import_key_pair, KeyName=name,
+                       PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode(),
+                       TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
+            self.ledger.record("key-pair", name)
+            self.say(f"key pair {name}: imported the public half of {self.s.ssh_key}")
+            return
         if existing:
             # AWS never hands the private half out again: without our copy the pair is useless.
             self.say(f"key pair {name}: private key file missing, creating the pair again")
@@ -126,9 +137,12 @@ class Provisioner:
                         TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
         self.ledger.record("key-pair", name)
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.chmod(0o600)
-        key_file.write_text(kp["KeyMaterial"])
+        # Created 0600 from the first byte (no window where another user could read it); the
+        # material is never printed, logged or put in a report.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(kp["KeyMaterial"])
         self.say(f"key pair {name}: created, private key saved to {key_file} (0600)")
 
     def ensure_vpc(self) -> None:
@@ -187,7 +201,7 @@ class Provisioner:
             rt = found[0]
         else:
             rt = self._call(f"create {role} route table", self.ec2.create_route_table, VpcId=self.b.vpc_id,
-                            TagSpecifications=tags.spec("route-table", self.s.env, role))["RouteTable"]
+                            ClientToken=self._token(role), TagSpecifications=tags.spec("route-table", self.s.env, role))["RouteTable"]
             self.ledger.record("route-table", rt["RouteTableId"])
         rt_id = rt["RouteTableId"]
         current = next((r for r in rt.get("Routes", []) if r.get("DestinationCidrBlock") == WORLD), None)
@@ -259,7 +273,7 @@ class Provisioner:
 
     def ensure_nat_gateway(self) -> None:
         found = [n for n in self._find("describe_nat_gateways", "NatGateways", "nat")
-                 if n["State"] in ("pending", "available")]
+                 if n["State"] in ("pending", "available") and tags.is_ours(n.get("Tags"), self.s.env, "nat")]
         if found:
             self.b.nat_id = found[0]["NatGatewayId"]
             self.b.nat_eip = next((a.get("PublicIp", "") for a in found[0].get("NatGatewayAddresses", [])), "")
@@ -268,9 +282,9 @@ class Provisioner:
             nat = self._call("create NAT gateway", self.ec2.create_nat_gateway, SubnetId=self.b.public_subnet_id,
                              AllocationId=eip["AllocationId"], ClientToken=self._token("nat"),
                              TagSpecifications=tags.spec("natgateway", self.s.env, "nat"))["NatGateway"]
+            self.ledger.record("nat-gateway", nat["NatGatewayId"])
             self.b.nat_id = nat["NatGatewayId"]
             self.b.nat_eip = eip["PublicIp"]
-            self.ledger.record("nat-gateway", self.b.nat_id)
         self.say(f"NAT gateway {self.b.nat_id} in {self.b.public_subnet_id}, EIP {self.b.nat_eip} (billed hourly)")
 
     def _ensure_instance(self, role: str, subnet_id: str, group_id: str) -> str:
@@ -303,9 +317,14 @@ class Provisioner:
     def ensure_db_instance(self) -> None:
         self.b.db_id = self._ensure_instance("db", self.b.private_subnet_id, self.b.db_sg_id)
 
-    def wait_instances_running(self) -> None:
-        wait_with_waiter(self.ec2, "instance_running", "instances running", 600, self.say,
-                         InstanceIds=[self.b.web_id, self.b.db_id])
+    def wait_instances_and_nat(self) -> None:
+        # One wait for both: the NAT gateway (minutes on AWS) and the instances progress together.
+        wait_all(self.ec2, [
+            ("instance_running", f"instances {self.b.web_id} {self.b.db_id} running", 600,
+             {"InstanceIds": [self.b.web_id, self.b.db_id]}),
+            ("nat_gateway_available", f"NAT gateway {self.b.nat_id} available", 900,
+             {"NatGatewayIds": [self.b.nat_id]}),
+        ], self.say, delay=5)
 
     def ensure_web_eip(self) -> None:
         eip = self._ensure_eip("web-eip")
@@ -315,6 +334,3 @@ class Provisioner:
         self.b.web_eip = eip["PublicIp"]
         self.say(f"web Elastic IP {self.b.web_eip} -> {self.b.web_id}")
 
-    def wait_nat_available(self) -> None:
-        wait_with_waiter(self.ec2, "nat_gateway_available", f"NAT gateway {self.b.nat_id} available", 900,
-                         self.say, delay=10, NatGatewayIds=[self.b.nat_id])

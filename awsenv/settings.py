@@ -112,7 +112,7 @@ class Settings:
         if not (image.startswith("ssm:/") or re.match(r"^ami-[0-9a-f]{8,17}$", image)):
             raise EnvError(f"bad --image {image!r}: an AMI ID (ami-...) or ssm:/PARAMETER")
         state_dir = Path(v["state_dir"]) if "state_dir" in v else REPO_ROOT / ".state" / env
-        key = Path(v["ssh_key"]) if "ssh_key" in v else None
+        key = _key_file(Path(v["ssh_key"])) if "ssh_key" in v else None
         return cls(target=target, env=env, region=region, vpc_cidr=str(vpc), public_cidr=str(pub),
                    private_cidr=str(priv), instance_type=v.get("instance_type", cls.instance_type),
                    image=image, admin_cidr=str(admin) if admin else None, ssh_user=v.get("ssh_user", cls.ssh_user),
@@ -124,6 +124,16 @@ def _network(option: str, text: str) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(text, strict=True)
     except ValueError as exc:
         raise EnvError(f"malformed --{option} {text!r}: {exc}") from None
+
+
+def _key_file(path: Path) -> Path:
+    """--ssh-key names the user's own private key: it must exist and be private (as OpenSSH insists)."""
+    if not path.is_file():
+        raise EnvError(f"--ssh-key {path}: no such file")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise EnvError(f"--ssh-key {path} is readable by others (mode {mode:o}); run chmod 600 {path}")
+    return path
 
 
 def _configured_region() -> str:

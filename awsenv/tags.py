@@ -7,11 +7,23 @@ PROJECT = "twotier"
 DEFAULT_TTL_HOURS = 8
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def tags_for(env: str, role: str, ttl_hours: float = DEFAULT_TTL_HOURS) -> list[dict]:
-    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=ttl_hours)
+    # CreatedAt and ExpiresAt let `provision.py sweep` remove what a crashed or forgotten run left.
+    now = dt.datetime.now(dt.timezone.utc)
     return [{"Key": "Name", "Value": f"{env}-{role}"}, {"Key": "Env", "Value": env},
             {"Key": "Role", "Value": role}, {"Key": "Project", "Value": PROJECT},
-            {"Key": "ExpiresAt", "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+            {"Key": "CreatedAt", "Value": now.strftime(TIME_FORMAT)},
+            {"Key": "ExpiresAt", "Value": (now + dt.timedelta(hours=ttl_hours)).strftime(TIME_FORMAT)}]
+
+
+def parse_time(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError):
+        return None
 
 
 def spec(resource_type: str, env: str, role: str) -> list[dict]:
@@ -23,3 +35,10 @@ def env_filter(env: str, role: str | None = None) -> list[dict]:
     if role:
         f.append({"Name": "tag:Role", "Values": [role]})
     return f
+
+
+def is_ours(tag_list: list[dict] | None, env: str, role: str | None = None) -> bool:
+    """The tag filter, applied again on our side: moto ignores tag filters on NAT gateways, and a
+    teardown that trusted a filter it can't verify could delete another environment's gateway."""
+    t = {x["Key"]: x["Value"] for x in tag_list or []}
+    return t.get("Env") == env and t.get("Project") == PROJECT and (role is None or t.get("Role") == role)

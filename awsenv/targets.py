@@ -14,6 +14,7 @@ from collections import Counter
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from .errors import EnvError
 from .settings import Settings
@@ -21,6 +22,8 @@ from .settings import Settings
 # Standard retry mode backs off on throttling and 5xx answers; a retried create is made safe by
 # idempotency tokens (ClientToken) in the provisioner.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
+AUTH_ERRORS = ("AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+               "ExpiredToken", "RequestExpired", "InvalidAccessKeyId", "AccessDenied", "UnauthorizedOperation")
 CHECKIP_URL = "http://checkip.amazonaws.com/"
 
 
@@ -54,6 +57,11 @@ class Target:
         if self._session is None:
             self._session = self._make_session()
             self._session.events.register("before-call", self._count_call)
+            # Test-only: TWOTIER_TEST_FAULTS injects throttling, 5xx and signals (awsenv/faults.py);
+            # it refuses to work unless the API is on loopback or in-process.
+            from .faults import install_from_env
+
+            install_from_env(self._session.events, self.endpoint_url(), in_process=self.name == "moto")
         return self._session
 
     def _make_session(self) -> boto3.Session:
@@ -98,6 +106,16 @@ class AwsTarget(Target):
         if self.session().get_credentials() is None:
             raise EnvError("no AWS credentials found: boto3 looked in the environment, ~/.aws and the instance "
                            "role; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        # One cheap call proves the credentials before anything else: a rejected key is one clear line
+        # ("could not check" for the suite), not a failure in the middle of provisioning or of every check.
+        try:
+            self.ec2.describe_availability_zones()
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            if err.get("Code") in AUTH_ERRORS:
+                raise EnvError(f"AWS rejected the credentials ({err.get('Code')}: {err.get('Message')}); "
+                               "check AWS_PROFILE / AWS_ACCESS_KEY_ID, or refresh the session") from None
+            raise
 
     def connect(self, host, port, timeout=5.0, origin="internet"):
         if origin != "internet":

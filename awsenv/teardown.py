@@ -62,7 +62,7 @@ def find_env(ec2, env: str, ledger: Ledger) -> dict[str, list[str]]:
             "Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]}])[
             "Reservations"] for i in r["Instances"]],
         "nat-gateway": [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=f)["NatGateways"]
-                        if n["State"] not in ("deleted",)],
+                        if n["State"] not in ("deleted",) and tags.is_ours(n.get("Tags"), env)],
         "elastic-ip": [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]],
         "internet-gateway": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]],
         "route-table": [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=f)["RouteTables"]],

@@ -35,6 +35,39 @@ def wait_with_waiter(client, waiter_name: str, what: str, timeout: float, progre
         time.sleep(delay)
 
 
+def wait_all(client, waits: list[tuple[str, str, float, dict]], progress=print, delay: float = 5.0) -> None:
+    """Wait for several things at once: (waiter_name, what, timeout, waiter kwargs) each.
+
+    One loop polls every pending waiter in turn, so slow resources (a NAT gateway, minutes on AWS)
+    and fast ones (instances) progress together: the wait is the longest of them, not their sum.
+    """
+    pending = {what: (client.get_waiter(name), timeout, kwargs) for name, what, timeout, kwargs in waits}
+    start = time.monotonic()
+    last_note = 0.0
+    while True:
+        for what, (waiter, timeout, kwargs) in list(pending.items()):
+            try:
+                waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 1}, **kwargs)
+            except WaiterError as exc:
+                if "terminal failure" in str(exc):
+                    raise EnvError(f"{what}: failed "
+                                   f"({exc.last_response.get('Error', {}).get('Message', exc)})") from None
+                if time.monotonic() - start > timeout:
+                    raise EnvError(f"timed out after {timeout:.0f}s waiting for {what}") from None
+                continue
+            del pending[what]
+            if time.monotonic() - start > 2:
+                progress(f"  {what}: done after {time.monotonic() - start:.0f}s")
+        if not pending:
+            return
+        elapsed = time.monotonic() - start
+        if elapsed - last_note >= 15 or last_note == 0:
+            progress(f"  waiting for {', '.join(pending)} ({elapsed:.0f}s; at most "
+                     f"{max(t for _, t, _ in pending.values()):.0f}s)")
+            last_note = elapsed or 0.001
+        time.sleep(delay)
+
+
 def wait_until(predicate, what: str, timeout: float, progress=print, delay: float = 1.0):
     """Poll predicate() until it returns a truthy value; that value is returned."""
     start = time.monotonic()

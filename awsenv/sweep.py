@@ -1,0 +1,117 @@
+"""Sweep: remove every environment of this project that expired or is older than a given age.
+
+The safety net for runs that never reached their teardown (a killed CI job, a laptop closed
+mid-run): everything provision.py creates carries Project=twotier, Env, CreatedAt and ExpiresAt,
+so a scheduled `provision.py sweep --older-than 2h` finds what was left and removes it through
+the same teardown as `down`, per environment. Resources without our Project tag are never touched.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
+
+from . import tags, teardown
+from .errors import EnvError
+from .settings import REPO_ROOT, Settings
+from .targets import Target
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'30m', '2h', '1d', '1h30m' -> timedelta; anything else is a one-line error."""
+    m = _DURATION.match(text.strip()) if text else None
+    if not m or not any(m.groups()):
+        raise EnvError(f"bad --older-than {text!r}: a duration such as 30m, 2h, 1d or 1h30m")
+    days, hours, minutes = (int(g or 0) for g in m.groups())
+    return dt.timedelta(days=days, hours=hours, minutes=minutes)
+
+
+@dataclass
+class EnvFound:
+    env: str
+    created: dt.datetime | None = None
+    expires: dt.datetime | None = None
+    resources: list[tuple[str, str]] = field(default_factory=list)   # (kind, id)
+
+    def note(self, tag_list: list[dict], kind: str, rid: str) -> None:
+        t = {x["Key"]: x["Value"] for x in tag_list or []}
+        self.resources.append((kind, rid))
+        for attr, key, pick in (("created", "CreatedAt", min), ("expires", "ExpiresAt", min)):
+            value = tags.parse_time(t.get(key))
+            if value:
+                current = getattr(self, attr)
+                setattr(self, attr, pick(value, current) if current else value)
+
+    def why_due(self, now: dt.datetime, older_than: dt.timedelta) -> str | None:
+        if self.expires and self.expires <= now:
+            return f"expired at {self.expires:%Y-%m-%d %H:%M}Z"
+        if self.created and now - self.created >= older_than:
+            return f"created {_age(now - self.created)} ago, at {self.created:%Y-%m-%d %H:%M}Z"
+        return None
+
+
+def _age(delta: dt.timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def project_environments(ec2) -> dict[str, EnvFound]:
+    """Every environment that carries our Project tag, with its oldest CreatedAt and ExpiresAt."""
+    f = [{"Name": "tag:Project", "Values": [tags.PROJECT]}]
+    listings = [
+        ("nat-gateway", lambda: [(n["NatGatewayId"], n.get("Tags")) for n in
+                                 ec2.describe_nat_gateways(Filters=f)["NatGateways"] if n["State"] != "deleted"]),
+        ("elastic-ip", lambda: [(a["AllocationId"], a.get("Tags")) for a in ec2.describe_addresses(Filters=f)["Addresses"]]),
+        ("instance", lambda: [(i["InstanceId"], i.get("Tags")) for r in ec2.describe_instances(Filters=f)["Reservations"]
+                              for i in r["Instances"] if i["State"]["Name"] != "terminated"]),
+        ("vpc", lambda: [(v["VpcId"], v.get("Tags")) for v in ec2.describe_vpcs(Filters=f)["Vpcs"]]),
+        ("subnet", lambda: [(s["SubnetId"], s.get("Tags")) for s in ec2.describe_subnets(Filters=f)["Subnets"]]),
+        ("internet-gateway", lambda: [(g["InternetGatewayId"], g.get("Tags")) for g in
+                                      ec2.describe_internet_gateways(Filters=f)["InternetGateways"]]),
+        ("security-group", lambda: [(g["GroupId"], g.get("Tags")) for g in
+                                    ec2.describe_security_groups(Filters=f)["SecurityGroups"]]),
+        ("route-table", lambda: [(t["RouteTableId"], t.get("Tags")) for t in
+                                 ec2.describe_route_tables(Filters=f)["RouteTables"]]),
+        ("key-pair", lambda: [(k["KeyName"], k.get("Tags")) for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]),
+    ]
+    envs: dict[str, EnvFound] = {}
+    for kind, listing in listings:
+        for rid, tag_list in listing():
+            env = next((t["Value"] for t in tag_list or [] if t["Key"] == "Env"), None)
+            if env and tags.is_ours(tag_list, env):   # checked again here: moto ignores some tag filters
+                envs.setdefault(env, EnvFound(env)).note(tag_list, kind, rid)
+    return envs
+
+
+def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run: bool = False,
+          progress=print, now: dt.datetime | None = None) -> list[str]:
+    """Remove every due environment; returns what could not be removed (empty when all went)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    envs = project_environments(target.ec2)
+    due = [(e, why) for e in envs.values() if (why := e.why_due(now, older_than))]
+    kept = [e for e in envs.values() if not e.why_due(now, older_than)]
+    for e in kept:
+        reason = "no CreatedAt/ExpiresAt tag" if not (e.created or e.expires) else "not due yet"
+        progress(f"env {e.env}: kept ({reason})")
+    if not due:
+        progress(f"nothing to sweep: no environment of project {tags.PROJECT} expired or older than {_age(older_than)}")
+        return []
+    left: list[str] = []
+    for e, why in sorted(due, key=lambda x: x[0].env):
+        progress(f"env {e.env}: {why}; {'would remove' if dry_run else 'removing'}:")
+        billed = [(k, i) for k, i in e.resources if k in teardown.HOURLY_COST]
+        for kind, rid in billed + [r for r in e.resources if r not in billed]:
+            cost = f" ({teardown.HOURLY_COST[kind]})" if kind in teardown.HOURLY_COST else ""
+            progress(f"  {kind:<17} {rid}{cost}")
+        if dry_run:
+            continue
+        state_dir = settings.state_dir if e.env == settings.env else REPO_ROOT / ".state" / e.env
+        remaining = teardown.down(target, replace(settings, env=e.env, state_dir=state_dir),
+                                  progress=lambda m: progress(f"  {m}"))
+        if remaining:
+            left += [f"env {e.env}: {line}" for line in remaining.lines()]
+        else:
+            progress(f"env {e.env}: removed {len(e.resources)} resources")
+    return left
