@@ -1,0 +1,53 @@
+"""The report plugin's own logic, without a run: verdicts from pytest reports, the xdist transport
+of what a worker puts on a report, and the per-section counts."""
+import re
+from types import SimpleNamespace
+
+from _pytest.reports import TestReport
+
+from fixtures.article import parse_article
+from fixtures.report import Check, ReviewReport, _verdict
+from fixtures.report_html import sections_html
+
+
+def report(outcome="passed", when="call", longrepr=None, **attrs) -> TestReport:
+    r = TestReport("tests/t.py::test_x", ("tests/t.py", 1, "test_x"), {}, outcome, longrepr, when, [])
+    for k, v in attrs.items():
+        setattr(r, k, v)
+    return r
+
+
+def test_what_a_worker_puts_on_a_report_reaches_the_controller():
+    # pytest-xdist ships reports through _to_json/_from_json: the property and evidence must survive.
+    sent = report(tt_article="4.2", tt_param="icmp", tt_hardening=False,
+                  extras=[{"format_type": "html", "content": "<pre>rules</pre>"}])
+    got = TestReport._from_json(sent._to_json())
+    assert (got.tt_article, got.tt_param, got.tt_hardening) == ("4.2", "icmp", False)
+    assert got.extras == sent.extras
+
+
+def test_verdicts_from_reports():
+    assert _verdict(report("skipped", wasxfail="accepted by design: public")) == ("accepted", "accepted by design: public")
+    assert _verdict(report("skipped", "setup", ("f.py", 1, "Skipped: no hosts on moto"))) == ("skipped", "no hosts on moto")
+    assert _verdict(report("failed", longrepr="E   AssertionError: expected x\nfound y")) == ("failed", "found y")
+    assert _verdict(report("passed")) == ("passed", "")
+
+
+def test_a_teardown_error_after_a_pass_fails_the_check():
+    rr = ReviewReport(SimpleNamespace(stash={}))     # no run: nothing to read a snapshot from
+    for r in (report("passed", "setup", tt_article="1.1"), report("passed", "call", tt_article="1.1"),
+              report("failed", "teardown", "E boom", tt_article="1.1")):
+        rr.pytest_runtest_logreport(r)
+    assert rr.checks["tests/t.py::test_x"].verdict == "failed"
+    assert rr.verdict_map() == {"1.1": "failed"}
+
+
+def test_sections_count_each_verdict():
+    art = parse_article("## 1. VPC\n- 1.1 A VPC.\n- 1.2 Subnets.\n")
+    checks = [Check("a", "1.1", None, False, "passed"), Check("b", "1.2", None, False, "failed"),
+              Check("c", None, None, True, "accepted", "accepted by design: x"), Check("d", None, None, True, "skipped")]
+    html = sections_html(art, checks)
+    assert 'id="tt-section-1" data-verdict="failed"' in html
+    assert 'id="tt-section-H" data-verdict="accepted"' in html
+    row_1 = html.split('id="tt-section-1"', 1)[1].split("</tr>", 1)[0]
+    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 0, 0, 2]
