@@ -1,0 +1,234 @@
+"""The aws target against moto in server mode: the real-AWS paths of provisioning.
+
+Image from the SSM public parameter, Amazon Linux 2 with a warning, ClientToken on the creating
+calls that take one, the NAT gateway created before the instances and waited for together with
+them, IMDSv2, the private key kept private, host keys pinned, the whole up/check/down cycle.
+"""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+
+import paramiko
+import pytest
+
+from awsenv import waits
+from awsenv.errors import EnvError
+from awsenv.provisioner import Provisioner
+from awsenv.settings import Settings
+from awsenv.ssh import Connections
+from awsenv.targets import RETRY_CONFIG, make_target
+from selftests.moto_server import (ADMIN, aws, check_suite, moto_server, nothing_left, provision,  # noqa: F401
+                                   up_args)
+
+AL2_PARAM = "ssm:/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
+
+
+def in_process_target(aws_server, monkeypatch, tmp_path, **values):
+    for key, value in aws_server.env().items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TWOTIER_TEST_FAULTS", raising=False)
+    settings = Settings.build({"target": "aws", "env": "inproc", "admin_cidr": ADMIN, "state_dir": str(tmp_path),
+                               **values})
+    target = make_target(settings)
+    target.start(progress=lambda m: None)
+    return target, settings
+
+
+def test_up_check_down_keeps_the_private_key_private(aws, tmp_path):
+    state = tmp_path / "state"
+    up = provision(aws, state, *up_args("cycle"))
+    assert up.returncode == 0, up.stderr[-2000:]
+    key_file = state / "id_ed25519"
+    assert key_file.stat().st_mode & 0o777 == 0o600, f"expected the key file 0600, found {key_file.stat().st_mode:o}"
+    body = [line for line in key_file.read_text().splitlines() if line and not line.startswith("-----")]
+    assert body, "expected key material in the key file"
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    checks = check_suite(aws, tmp_path, "--env", "cycle", "--state-dir", str(state), html=reports / "report.html")
+    assert checks.returncode == 0, checks.stdout[-3000:]
+    assert re.search(r"\d+ passed", checks.stdout), checks.stdout[-1000:]
+
+    down = provision(aws, state, "down", "--env", "cycle")
+    assert down.returncode == 0 and "nothing left" in down.stdout, down.stdout + down.stderr
+    assert not nothing_left(aws), f"expected an empty account after down, found {nothing_left(aws)}"
+
+    # The key material appears nowhere but in its 0600 file: not in any output, report, ledger or config.
+    texts = {"up stdout": up.stdout, "up stderr": up.stderr, "pytest output": checks.stdout + checks.stderr,
+             "down output": down.stdout + down.stderr}
+    texts.update({str(p): p.read_text(errors="replace") for p in reports.rglob("*") if p.is_file()})
+    texts.update({str(p): p.read_text(errors="replace") for p in state.rglob("*") if p.is_file() and p != key_file})
+    for where, text in texts.items():
+        for line in body:
+            assert line not in text, f"private key material found in {where}"
+
+
+def test_image_from_ssm_parameter_and_amazon_linux_2_warned(aws, monkeypatch, tmp_path):
+    target, settings = in_process_target(aws, monkeypatch, tmp_path)
+    said = []
+    image = Provisioner(target, settings, progress=said.append).resolve_image()
+    assert image.startswith("ami-") and any("al2023" in m for m in said), said
+
+    target, settings = in_process_target(aws, monkeypatch, tmp_path, image=AL2_PARAM)
+    said = []
+    image = Provisioner(target, settings, progress=said.append).resolve_image()
+    assert image.startswith("ami-")
+    assert any("warning: Amazon Linux 2 reached end of life" in m for m in said), said
+    assert settings.os_family == "amazon-linux-2"
+
+
+def test_client_tokens_imdsv2_nat_first_and_waits_overlap(aws, monkeypatch, tmp_path):
+    """NAT gateway created before the instances, one wait for both: the wait lasts as long as the
+    slower of them (the NAT gateway's 60 s here), not the sum (80 s). Time is virtual."""
+    target, settings = in_process_target(aws, monkeypatch, tmp_path)
+    clock = {"now": 0.0}
+
+    class VirtualTime:
+        @staticmethod
+        def monotonic():
+            return clock["now"]
+
+        @staticmethod
+        def sleep(seconds):
+            clock["now"] += seconds
+    monkeypatch.setattr(waits, "time", VirtualTime)
+    calls = []
+
+    def record(model, params, **_):
+        calls.append((clock["now"], model.name, dict(params)))     # the API parameters, as the provisioner gave them
+
+    def slow_states(model, parsed, **_):
+        # Instances take 20 s to run, the NAT gateway 60 s to become available.
+        if model.name == "DescribeInstances" and clock["now"] < 20:
+            for r in parsed.get("Reservations", []):
+                for i in r["Instances"]:
+                    i["State"] = {"Code": 0, "Name": "pending"}
+        if model.name == "DescribeNatGateways" and clock["now"] < 60:
+            for n in parsed.get("NatGateways", []):
+                n["State"] = "pending"
+    events = target.ec2.meta.events      # a client copies the session's hooks when made
+    events.register_first("before-parameter-build.ec2", record)
+    events.register("after-call.ec2", slow_states)
+    said = []
+    built = Provisioner(target, settings, progress=said.append).up()
+
+    ops = [op for _, op, _ in calls]
+    assert ops.index("CreateNatGateway") < ops.index("RunInstances"), ops
+    for op in ("RunInstances", "CreateNatGateway", "CreateRouteTable"):
+        tokens = [p.get("ClientToken") for _, o, p in calls if o == op]
+        # botocore would fill in a random token; ours is stable for the run, so a re-run of the step reuses it
+        assert tokens and all(t and t.startswith("inproc-") for t in tokens), (
+            f"expected the provisioner's own ClientToken on every {op}, found {tokens}")
+    for _, op, p in calls:
+        if op == "RunInstances":
+            assert p["MetadataOptions"]["HttpTokens"] == "required", "expected IMDSv2 required"
+
+    last_launch = max(i for i, (_, op, _) in enumerate(calls) if op == "RunInstances")
+    after = calls[last_launch + 1:]
+    nat_polls = [t for t, op, _ in after if op == "DescribeNatGateways"]
+    instance_polls = [t for t, op, _ in after if op == "DescribeInstances"]
+    assert nat_polls and min(nat_polls) < 20, (
+        f"expected the NAT gateway polled while the instances boot (before 20 s), first poll at {nat_polls[:1]}")
+    assert max(instance_polls) <= 25, f"expected the instances' wait over by ~20 s, found polls at {instance_polls}"
+    done = clock["now"]
+    assert 60 <= done < 70, f"expected the waits to overlap (about 60 s, not 80 s), took {done:.0f} s of virtual time"
+    assert any("waiting for" in m and built.nat_id in m and "at most" in m for m in said), said
+
+    inst = target.ec2.describe_instances(InstanceIds=[built.web_id, built.db_id])["Reservations"]
+    assert all(i["MetadataOptions"]["HttpTokens"] == "required" for r in inst for i in r["Instances"])
+    assert RETRY_CONFIG.retries["mode"] == "standard"
+    assert target.ec2.meta.config.retries["mode"] == "standard"
+
+
+def test_every_wait_is_bounded_and_named(aws, monkeypatch, tmp_path):
+    target, _ = in_process_target(aws, monkeypatch, tmp_path)
+    clock = {"now": 0.0}
+
+    class VirtualTime:
+        monotonic = staticmethod(lambda: clock["now"])
+        sleep = staticmethod(lambda s: clock.__setitem__("now", clock["now"] + s))
+    monkeypatch.setattr(waits, "time", VirtualTime)
+    said = []
+    with pytest.raises(EnvError, match=r"timed out after 30s waiting for NAT gateway nat-0123456789abcdef0"):
+        waits.wait_all(target.ec2, [("nat_gateway_available", "NAT gateway nat-0123456789abcdef0 available", 30,
+                                     {"NatGatewayIds": ["nat-0123456789abcdef0"]})], said.append)
+    with pytest.raises(EnvError, match=r"timed out after 10s waiting for the thing"):
+        waits.wait_until(lambda: False, "the thing", 10, said.append)
+
+
+# -- host keys: pinned on first contact, a changed key fails with a clear message ----------------
+
+class _AcceptAll(paramiko.ServerInterface):
+    def check_auth_publickey(self, username, key):
+        return paramiko.AUTH_SUCCESSFUL
+
+    def get_allowed_auths(self, username):
+        return "publickey"
+
+
+def _ssh_server(host_key: paramiko.PKey) -> tuple[int, threading.Thread]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(host_key)
+        try:
+            transport.start_server(server=_AcceptAll())
+            transport.accept(timeout=5)
+        except (paramiko.SSHException, EOFError):
+            pass
+        finally:
+            listener.close()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+class _LoopbackTarget:
+    def __init__(self, port):
+        self.port = port
+
+    def connect(self, host, port, timeout=5.0, origin="internet"):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+
+def test_host_key_pinned_on_first_contact_and_change_fails(tmp_path):
+    settings = Settings.build({"target": "moto", "state_dir": str(tmp_path)})
+    user_key = paramiko.Ed25519Key.from_private_key_file(_new_key(tmp_path))
+    first, second = paramiko.RSAKey.generate(2048), paramiko.RSAKey.generate(2048)
+
+    port, _ = _ssh_server(first)
+    conns = Connections(_LoopbackTarget(port), settings, "web.example", "db.example", user_key)
+    conns.open_web().close()
+    pinned = (tmp_path / "known_hosts").read_text()
+    assert "web.example" in pinned and first.get_base64() in pinned, pinned
+
+    port, _ = _ssh_server(first)       # same key again: accepted
+    Connections(_LoopbackTarget(port), settings, "web.example", "db.example", user_key).open_web().close()
+
+    port, _ = _ssh_server(second)      # another key: refused, one clear line
+    conns = Connections(_LoopbackTarget(port), settings, "web.example", "db.example", user_key)
+    with pytest.raises(EnvError) as err:
+        conns.open_web()
+    message = str(err.value)
+    assert "CHANGED" in message and "web.example" in message and "\n" not in message, message
+    assert second.get_base64() not in (tmp_path / "known_hosts").read_text(), "a changed key must not be pinned"
+
+
+def _new_key(tmp_path) -> str:
+    path = tmp_path / "user_key"
+    # paramiko can't generate ed25519 keys; cryptography writes one in OpenSSH format.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                      serialization.NoEncryption())
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    return str(path)
