@@ -52,7 +52,7 @@ def test_browser_shows_summary_picture_inventory_and_properties(report, tmp_path
     _, html, v = report
     dom = chromium(tmp_path, "--dump-dom", html.as_uri()).stdout
     for element in ("tt-summary", "tt-section-1", "tt-section-2", "tt-section-3", "tt-section-4", "tt-section-5",
-                    "tt-section-H", "tt-failures", "tt-accepted", "tt-diagram", "tt-inventory"):
+                    "tt-section-H", "tt-failures", "tt-accepted", "tt-diagram", "tt-inventory", "tt-addresses"):
         assert f'id="{element}"' in dom, f"expected #{element} in the rendered report"
     for part in ("vpc", "public-subnet", "private-subnet", "igw", "nat", "web", "db", "path-internet-web-80",
                  "path-web-db-3306", "path-db-nat-internet"):
