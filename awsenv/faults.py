@@ -12,7 +12,8 @@ and `down` survive a flaky API and interruptions at any point. Keys:
     lost     fraction of creating calls that DO reach the server, whose answer is then replaced by
              a 500 (what a real "5xx after the create happened" looks like) (default 0)
     signal   "SIGINT" or "SIGTERM", sent to this process at API call number `at`
-    at       1-based API call number (counted at botocore's before-call)
+    at       which API call: its 1-based number (counted at botocore's before-call), or
+             "service.Operation#K" for the K-th call of that operation (e.g. "ec2.RunInstances#2")
     phase    "before" (the call is never made) or "after" (it was made, its answer not yet used)
     log      file to append one line per injected fault / signal / call, for the test to read
 
@@ -69,10 +70,11 @@ class FaultInjector:
         self.kinds = spec.get("kinds", ["throttle", "5xx"])
         self.random = random.Random(spec.get("seed", 0))
         self.signal = getattr(signal, spec["signal"]) if spec.get("signal") else None
-        self.at = int(spec.get("at", 0))
+        self.at = spec.get("at", 0)
         self.phase = spec.get("phase", "before")
         self.log_path = spec.get("log")
         self.calls = 0
+        self.per_op: dict[str, int] = {}
         self.injected = 0
         self._lock = threading.Lock()
 
@@ -87,19 +89,20 @@ class FaultInjector:
                 f.write(f"{time.monotonic():.4f} {line}\n")
 
     def before_call(self, model, context, **_):
+        op = f"{model.service_model.service_name}.{model.name}"
         with self._lock:
             self.calls += 1
-            n = context["twotier_call"] = self.calls
-        op = f"{model.service_model.service_name}.{model.name}"
+            self.per_op[op] = self.per_op.get(op, 0) + 1
+            n = self.calls
+            context["twotier_hit"] = self.at in (n, f"{op}#{self.per_op[op]}")
         self._log(f"call {n} {op}")
-        if self.signal and n == self.at and self.phase == "before":
-            self._log(f"signal {self.signal.name} before call {n} {op}")
+        if self.signal and context["twotier_hit"] and self.phase == "before":
+            self._log(f"signal {self.signal.name} before call {self.at} {op}")
             os.kill(os.getpid(), self.signal)
 
     def after_call(self, model, context, **_):
-        n = context.get("twotier_call")
-        if self.signal and n == self.at and self.phase == "after":
-            self._log(f"signal {self.signal.name} after call {n} {model.service_model.service_name}.{model.name}")
+        if self.signal and context.get("twotier_hit") and self.phase == "after":
+            self._log(f"signal {self.signal.name} after call {self.at} {model.service_model.service_name}.{model.name}")
             os.kill(os.getpid(), self.signal)
 
     def before_send(self, request, event_name, **_):
