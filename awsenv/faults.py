@@ -15,6 +15,8 @@ and `down` survive a flaky API and interruptions at any point. Keys:
     at       which API call: its 1-based number (counted at botocore's before-call), or
              "service.Operation#K" for the K-th call of that operation (e.g. "ec2.RunInstances#2")
     phase    "before" (the call is never made) or "after" (it was made, its answer not yet used)
+    backoff_scale  multiply botocore's retry delays by this (default 1): the retry logic stays
+             botocore's own (standard mode, attempts, retry quota), only the waiting is shorter
     log      file to append one line per injected fault / signal / call, for the test to read
 
 Faults are answered BEFORE the request is sent, so the server never sees a throttled or
@@ -73,12 +75,15 @@ class FaultInjector:
         self.at = spec.get("at", 0)
         self.phase = spec.get("phase", "before")
         self.log_path = spec.get("log")
+        self.backoff_scale = float(spec.get("backoff_scale", 1))
         self.calls = 0
         self.per_op: dict[str, int] = {}
         self.injected = 0
         self._lock = threading.Lock()
 
     def install(self, events) -> None:
+        if self.backoff_scale != 1:
+            _scale_backoff(self.backoff_scale)
         events.register("before-call", self.before_call)
         events.register("after-call", self.after_call)
         events.register("before-send", self.before_send)
@@ -129,6 +134,19 @@ class FaultInjector:
         self._log(f"fault {service}.{op} {status} {code}")
         body, headers = _error_body(service, code, message)
         return AWSResponse(request.url, status, {"x-amzn-RequestId": "fault", **headers}, _Raw(body))
+
+
+def _scale_backoff(scale: float) -> None:
+    from botocore.retries import standard
+
+    original = standard.ExponentialBackoff.delay_amount
+    if getattr(original, "twotier_scaled", False):
+        return
+
+    def delay_amount(self, context):
+        return original(self, context) * scale
+    delay_amount.twotier_scaled = True
+    standard.ExponentialBackoff.delay_amount = delay_amount
 
 
 def install_from_env(events, endpoint_url: str | None, in_process: bool) -> FaultInjector | None:
