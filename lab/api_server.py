@@ -1,0 +1,102 @@
+"""How moto is patched for the lab, so the API's addresses can be real on this machine.
+
+moto's defaults don't fit a data plane: Elastic IPs come from 127.0.0.0/8 (they would shadow the
+host's loopback), public IPs from 54.214.x.x (a real provider's block), and a NAT gateway's private
+IP is random and outside its subnet. Here every public address is drawn uniquely from
+198.51.100.0/24 (.16 and up; .1-.15 are the lab's own internet hosts) and a NAT gateway gets a free
+address of its subnet. Call `patch()` before the server starts.
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+
+PUBLIC_NET = ipaddress.ip_network("198.51.100.0/24")
+FIRST_PUBLIC_HOST = 16  # .1-.15: mirror, DNS, vantage (see internet.py)
+_lock = threading.Lock()
+_cursor = [FIRST_PUBLIC_HOST]
+_handed_out: set[str] = set()
+_ctx = threading.local()
+_patched = False
+
+
+def _addresses_in_use() -> set[str]:
+    from moto.ec2.models import ec2_backends
+
+    used = set()
+    for account in ec2_backends.values():
+        for backend in account.values():
+            used.update(a.public_ip for a in getattr(backend, "addresses", []))
+            used.update(e.public_ip for e in getattr(backend, "enis", {}).values() if e.public_ip)
+    return used
+
+
+def lab_public_ip() -> str:
+    """A public address from 198.51.100.16-254 that nothing in any moto backend holds.
+
+    Addresses are handed out round-robin so that a just-released address isn't reused at once
+    (a stale NAT rule or DNS answer then can't point at someone else).
+    """
+    with _lock:
+        used = _addresses_in_use()
+        for _ in range(FIRST_PUBLIC_HOST, 255):
+            n = _cursor[0]
+            _cursor[0] = n + 1 if n < 254 else FIRST_PUBLIC_HOST
+            ip = str(PUBLIC_NET.network_address + n)
+            if ip not in used and ip not in _handed_out:
+                _handed_out.add(ip)
+                if len(_handed_out) > 64:  # only guards the moment between handing out and storing
+                    _handed_out.clear()
+                    _handed_out.add(ip)
+                return ip
+        raise RuntimeError("the lab's public address block 198.51.100.16-254 is exhausted")
+
+
+class _NatGatewaySlot:
+    """Marks a subnet address as taken by a NAT gateway (moto's subnet keeps owners by address)."""
+
+    def __init__(self, subnet_id):
+        self.id = f"natgw-in-{subnet_id}"
+
+
+def patch() -> None:
+    global _patched
+    if _patched:
+        return
+    from moto.ec2 import utils
+    from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces, nat_gateways
+
+    elastic_ip_addresses.random_ip = lab_public_ip
+    elastic_network_interfaces.random_public_ip = lab_public_ip
+    utils.random_public_ip = lab_public_ip
+
+    original_private_ip = nat_gateways.random_private_ip
+    original_init = nat_gateways.NatGateway.__init__
+
+    def nat_private_ip(cidr=None, ipv6=False):
+        subnet = getattr(_ctx, "subnet", None)
+        if subnet is None or cidr or ipv6:
+            return original_private_ip(cidr, ipv6)
+        # Same allocator as instances use: never the reserved .0-.3, never an address in use.
+        return subnet.get_available_subnet_ip(instance=_NatGatewaySlot(subnet.id))
+
+    def nat_init(self, backend, subnet_id, *args, **kwargs):
+        _ctx.subnet = backend.get_subnet(subnet_id)
+        try:
+            original_init(self, backend, subnet_id, *args, **kwargs)
+        finally:
+            _ctx.subnet = None
+
+    nat_gateways.random_private_ip = nat_private_ip
+    nat_gateways.NatGateway.__init__ = nat_init
+    _patched = True
+
+
+def serve(port: int):
+    """Start moto's threaded server on loopback only (never reachable from the lab namespaces)."""
+    from moto.server import ThreadedMotoServer
+
+    patch()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server

@@ -1,0 +1,222 @@
+"""The converge loop: make the machine equal to what the API holds, again and again.
+
+One pass reads the API (world.py) and, per AWS object kind, creates what is missing and removes
+what is gone. Every step compares with what it applied last, so a quiet pass costs only the
+describe calls (about 10 ms). Each pass is recorded in state_dir/converge.json; wait_settled()
+(daemon.py) waits for a successful pass that started after its call.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+from . import fabric, gateways, names, netns, security_groups, world as world_mod
+from .instances import InstanceHost
+from .internet import Internet
+
+PASS_FILE = "converge.json"
+
+
+class Converger:
+    def __init__(self, env: str, state_dir: Path, ec2, base: Path, repo: Path, log=print):
+        self.env = env
+        self.state_dir = state_dir
+        self.ec2 = ec2
+        self.base = base
+        self.log = log
+        self.internet = Internet(env, repo)
+        self.routers: dict[str, fabric.Router] = {}
+        self.enforcers: dict[str, security_groups.Enforcer] = {}
+        self.igws: dict[str, gateways.InternetGateway] = {}
+        self.natgws: dict[str, gateways.NatGatewayNs] = {}
+        self.hosts: dict[str, InstanceHost] = {}
+        self.vpc_index: dict[str, int] = {}
+        self.probe: tuple[str, str, str] | None = None   # (vpc, address, subnet cidr)
+        self.passes = 0
+        self.boot_times: dict[str, float] = {}
+
+    # --- one pass ---------------------------------------------------------------------------
+    def converge(self) -> None:
+        w = world_mod.read(self.ec2)
+        self.internet.ensure()
+        realised = w.realised_vpcs()
+        for vpc_id in realised:
+            self._router(vpc_id).ensure()
+        self._nat_gateways(w)
+        self._internet_gateways(w, realised)
+        self._instances_wiring(w)
+        for vpc_id in realised:
+            r = self.routers[vpc_id]
+            igw = self.igws.get(vpc_id)
+            nat_links = {n.id: (self.natgws[n.id].link, n.private_ip) for n in w.nat_gateways.values()
+                         if n.vpc_id == vpc_id and n.id in self.natgws}
+            r.routes(w, igw.link if igw else None, igw.inet_addr if igw else None, nat_links)
+            members = [i for i in w.instances.values() if i.vpc_id == vpc_id and i.exists]
+            if self.enforcers.setdefault(vpc_id, security_groups.Enforcer(r.ns)).apply(w, members):
+                self.log(f"security groups applied in {vpc_id}")
+        self._probe(w, realised)
+        self._power(w)
+        self.internet.publish({i.public_dns: i.public_ip for i in w.instances.values()
+                               if i.exists and i.public_ip and i.public_dns and w.vpcs[i.vpc_id].dns_hostnames})
+        for vpc_id in set(self.routers) - set(realised):
+            self.log(f"removing the fabric of {vpc_id}")
+            if vpc_id in self.igws:
+                self.igws.pop(vpc_id).remove()
+            self.enforcers.pop(vpc_id, None)
+            self.routers.pop(vpc_id).remove()
+
+    def _router(self, vpc_id: str) -> fabric.Router:
+        if vpc_id not in self.routers:
+            self.routers[vpc_id] = fabric.Router(self.env, vpc_id)
+            used = set(self.vpc_index.values())
+            self.vpc_index.setdefault(vpc_id, next(n for n in range(1, 16000) if n not in used))
+        return self.routers[vpc_id]
+
+    def _nat_gateways(self, w) -> None:
+        for nat in w.nat_gateways.values():
+            if nat.vpc_id not in self.routers or nat.subnet_id not in w.subnets:
+                continue
+            if nat.id not in self.natgws:
+                self.log(f"NAT gateway {nat.id}: {nat.private_ip} behind {nat.public_ip}")
+            gw = self.natgws.setdefault(nat.id, gateways.NatGatewayNs(self.env, nat.id))
+            gw.ensure(self.routers[nat.vpc_id], nat.private_ip, w.subnets[nat.subnet_id].cidr)
+        for nat_id in set(self.natgws) - set(w.nat_gateways):
+            self.log(f"NAT gateway {nat_id} removed")
+            gw = self.natgws.pop(nat_id)
+            gw.remove(next((r for r in self.routers.values() if gw.link in r.attached), None))
+
+    def _internet_gateways(self, w, realised) -> None:
+        for vpc_id in realised:
+            if vpc_id in w.igw_of_vpc:
+                if vpc_id not in self.igws:
+                    self.log(f"internet gateway {w.igw_of_vpc[vpc_id]} attached to {vpc_id}")
+                    self.igws[vpc_id] = gateways.InternetGateway(self.env, self.routers[vpc_id],
+                                                                 self.vpc_index[vpc_id])
+                self.igws[vpc_id].ensure()
+                self.igws[vpc_id].translate(gateways.translations(w, vpc_id))
+            elif vpc_id in self.igws:
+                self.log(f"internet gateway of {vpc_id} detached")
+                self.igws.pop(vpc_id).remove()
+
+    def _instances_wiring(self, w) -> None:
+        """Namespaces and links for every instance that exists (running or stopped); remove the rest."""
+        for inst in w.instances.values():
+            if not inst.exists or inst.vpc_id not in self.routers:
+                continue
+            host = self.hosts.get(inst.id)
+            if host is None:
+                host = self.hosts[inst.id] = InstanceHost(self.env, self.state_dir, inst.id, self.base)
+                self.log(f"instance {inst.id}: {inst.private_ip} in {inst.subnet_id}")
+            netns.ensure_ns(host.ns)
+            self.routers[inst.vpc_id].attach(names.link("e", inst.eni_id), host.ns, inst.private_ip,
+                                             w.subnets[inst.subnet_id].cidr)
+        for inst_id in list(self.hosts):
+            inst = w.instances.get(inst_id)
+            if inst is None or not inst.exists:
+                self.log(f"instance {inst_id}: terminated, removing its container, disk and namespace")
+                host = self.hosts.pop(inst_id)
+                host.remove()
+                for r in self.routers.values():
+                    for link in [l for l in r.attached if l.startswith("e")]:
+                        if link not in netns.links(r.ns):
+                            r.attached.pop(link, None)
+
+    def _power(self, w) -> None:
+        booting = []
+        for inst in w.instances.values():
+            host = self.hosts.get(inst.id)
+            if host is None:
+                continue
+            if inst.wants_running and not host.running:
+                host.prepare(inst, self._public_key(inst.key_name) if not (host.dir / "identity-written").exists() else None)
+                self.log(f"instance {inst.id}: booting")
+                host.boot()
+                booting.append(inst)
+            elif not inst.wants_running and host.running:
+                t0 = time.monotonic()
+                host.poweroff()
+                self.log(f"instance {inst.id}: powered off in {time.monotonic() - t0:.1f}s")
+        for inst in booting:
+            took = self.hosts[inst.id].wait_sshd(inst.private_ip, self.routers[inst.vpc_id].ns)
+            self.boot_times[inst.id] = took
+            self.log(f"instance {inst.id}: sshd up {took:.1f}s after boot")
+
+    def _public_key(self, key_name: str | None) -> str | None:
+        if not key_name:
+            return None
+        try:
+            pairs = self.ec2.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
+        except Exception as exc:  # a deleted key pair: the instance boots with nobody able to log in, as on EC2
+            self.log(f"key pair {key_name}: {exc}")
+            return None
+        return pairs[0].get("PublicKey") if pairs else None
+
+    def _probe(self, w, realised) -> None:
+        """A namespace in the first public subnet with an unused address and no security group."""
+        want = None
+        for sub in sorted(w.subnets.values(), key=lambda s: s.id):
+            if sub.vpc_id in realised and w.igw_routed(sub.id):
+                used = {i.private_ip for i in w.instances.values()} | {n.private_ip for n in w.nat_gateways.values()}
+                net = ipaddress.ip_network(sub.cidr)
+                addr = next(str(net.broadcast_address - k) for k in range(1, net.num_addresses - 4)
+                            if str(net.broadcast_address - k) not in used)
+                want = (sub.vpc_id, addr, sub.cidr)
+                break
+        if want == self.probe:
+            return
+        ns = names.probe_ns(self.env)
+        link = f"p{names.tag(self.env)}"
+        if self.probe and self.probe[0] in self.routers:
+            self.routers[self.probe[0]].detach(link)
+        netns.remove_ns(ns)
+        self.probe = None
+        if want:
+            netns.ensure_ns(ns)
+            self.routers[want[0]].attach(link, ns, want[1], want[2])
+            self.probe = want
+            self.log(f"public probe at {want[1]} in {want[0]}")
+
+    def shutdown(self) -> None:
+        """Power off every container this daemon started (in parallel) and reap them."""
+        from .instances import poweroff_pids
+
+        running = [h for h in self.hosts.values() if h.running]
+        poweroff_pids([h.proc.pid for h in running])
+        for h in running:
+            h.poweroff()
+        self.internet.shutdown()
+
+    # --- the loop ---------------------------------------------------------------------------
+    def record(self, started: float, error: str | None) -> None:
+        path = self.state_dir / PASS_FILE
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        self.passes += 1
+        data = {"passes": self.passes, "started": started, "finished": time.time(), "error": error,
+                "ok_started": old.get("ok_started", 0.0) if error else started,
+                "probe": self.probe[1] if self.probe else None,
+                "boot_seconds": self.boot_times}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    def loop(self, stopping, interval: float = 0.3) -> None:
+        last_error = None
+        while not stopping.is_set():
+            started = time.time()
+            try:
+                self.converge()
+                error = None
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                if error != last_error:
+                    self.log(f"converge pass failed: {error}\n{traceback.format_exc()}")
+            last_error = error
+            self.record(started, error)
+            stopping.wait(interval)

@@ -1,0 +1,313 @@
+"""Start, stop and watch the lab: moto's API on loopback plus the converge loop, in one daemon.
+
+start() checks prerequisites, builds the cached base image and mirror (with progress), and spawns
+the daemon detached (setsid, stdin /dev/null, log in state_dir/lab.log); stop() removes everything
+of the env by PID and by name prefix, also after a crash. `python -m lab.daemon run ...` is the
+daemon itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import image, instances, mirror, names, netns
+from .errors import LabError, LabPrerequisiteError
+
+STATE_FILE = "lab.json"
+LOG_FILE = "lab.log"
+PROGRAMS = {"ip": "iproute2", "nft": "nftables", "systemd-nspawn": "systemd-container",
+            "debootstrap": "debootstrap", "dpkg-scanpackages": "dpkg-dev", "apt-ftparchive": "apt-utils",
+            "chroot": "coreutils", "mount": "mount"}
+START_TIMEOUT = 60.0
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        raise LabPrerequisiteError("local target needs root (or use --target moto)")
+    for prog, pkg in PROGRAMS.items():
+        if not shutil.which(prog):
+            raise LabPrerequisiteError(f"missing program {prog}: apt-get install {pkg} (or use --target moto)")
+    if "overlay" not in Path("/proc/filesystems").read_text():
+        netns.run("modprobe", "overlay", check=False)
+        if "overlay" not in Path("/proc/filesystems").read_text():
+            raise LabPrerequisiteError("the kernel has no overlayfs (or use --target moto)")
+
+
+# --- status -------------------------------------------------------------------------------------
+def _read_state(state_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(state_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_daemon(pid: int, env: str) -> bool:
+    """The PID is alive and still our daemon (not a reused PID)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"lab.daemon" in cmd and env.encode() in cmd and instances.alive(pid)
+
+
+def status(env: str, state_dir: Path) -> dict | None:
+    """endpoint, pid, running containers, namespaces; None when no daemon of this env runs."""
+    state = _read_state(state_dir)
+    if not state or state.get("env") != env or not _is_our_daemon(state.get("pid", 0), env):
+        return None
+    return {"endpoint": state.get("endpoint"), "pid": state["pid"], "ready": state.get("ready", False),
+            "containers": instances.nspawn_pids_of(env),
+            "namespaces": netns.list_ns(names.netns_prefix(env))}
+
+
+def _api_answers(endpoint: str) -> bool:
+    # A TCP accept is enough: the server object exists before its port is published in lab.json.
+    # (moto's /moto-api/data.json would load every backend: 15 s on a cold start.)
+    host, port = endpoint.rsplit("//", 1)[1].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+# --- start --------------------------------------------------------------------------------------
+def start(env: str, state_dir: Path, progress=print) -> str:
+    state_dir = Path(state_dir).resolve()
+    check_prerequisites()
+    info = status(env, state_dir)
+    if info and info["ready"] and _api_answers(info["endpoint"]):
+        return info["endpoint"]
+    if info:  # a daemon that never got ready: start over
+        stop(env, state_dir, progress=progress)
+    elif _leftovers(env, state_dir):
+        progress(f"lab: cleaning leftovers of an earlier lab for {env!r}")
+        stop(env, state_dir, progress=lambda *_: None)
+    t0 = time.monotonic()
+    base = image.ensure_base(progress)
+    repo = mirror.ensure_mirror(progress)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    log = open(state_dir / LOG_FILE, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "lab.daemon", "run", "--env", env, "--state-dir", str(state_dir),
+                             "--base", str(base), "--repo", str(repo)],
+                            cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        state = _read_state(state_dir)
+        if proc.poll() is not None:
+            raise LabError(f"the lab daemon exited at start ({_log_tail(state_dir)})")
+        if state and state.get("ready") and _api_answers(state["endpoint"]):
+            progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']}")
+            return state["endpoint"]
+        time.sleep(0.1)
+    raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for the lab daemon's API to answer "
+                   f"({_log_tail(state_dir)})")
+
+
+def _log_tail(state_dir: Path) -> str:
+    try:
+        lines = (state_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return f"last log line: {lines[-1][:200]}" if lines else "empty log"
+
+
+# --- stop ---------------------------------------------------------------------------------------
+def _leftovers(env: str, state_dir: Path) -> bool:
+    return bool(netns.list_ns(names.netns_prefix(env)) or instances.nspawn_pids_of(env)
+                or netns.mounts_under(Path(state_dir) / "instances"))
+
+
+def _kill(pid: int, timeout: float, what: str) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and instances.alive(pid):
+        time.sleep(0.05)
+    if instances.alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop(env: str, state_dir: Path, progress=print) -> None:
+    """Remove everything of this env; safe when already gone and after a crash (found by prefix)."""
+    state_dir = Path(state_dir).resolve()
+    t0 = time.monotonic()
+    state = _read_state(state_dir) or {}
+    pid = state.get("pid")
+    # The daemon first, so it can't recreate what is removed next.
+    if pid and state.get("env") == env and _is_our_daemon(pid, env):
+        progress(f"lab: stopping the daemon (pid {pid})")
+        _kill(pid, 25.0, "the lab daemon")  # it powers its containers off before exiting
+    pids = instances.nspawn_pids_of(env)
+    if pids:
+        progress(f"lab: powering off {len(pids)} container(s)")
+        instances.poweroff_pids(pids)
+        _wait_gone(pids)
+    prefix = names.netns_prefix(env)
+    for ns in netns.list_ns(prefix):
+        for p in netns.ns_pids(ns):  # anything still inside one of our namespaces, by PID
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for mnt in sorted(netns.mounts_under(state_dir / "instances"), reverse=True):
+        netns.run("umount", mnt, check=False)
+        if netns.mounted(Path(mnt)):
+            netns.run("umount", "-l", mnt, check=False)
+    spaces = netns.list_ns(prefix)
+    for ns in spaces:
+        netns.remove_ns(ns)
+    _remove_cgroups(env)
+    shutil.rmtree(state_dir / "instances", ignore_errors=True)
+    shutil.rmtree(names.run_dir(env), ignore_errors=True)
+    for f in (STATE_FILE, "converge.json"):
+        (state_dir / f).unlink(missing_ok=True)
+    left = netns.list_ns(prefix)
+    if left:
+        raise LabError(f"could not remove the lab's namespaces: {', '.join(left)}")
+    progress(f"lab: {env!r} removed ({len(spaces)} namespaces) in {time.monotonic() - t0:.1f}s")
+
+
+def _remove_cgroups(env: str) -> None:
+    """rmdir the launchers' cgroups; a just-killed process can hold one for a moment (bounded)."""
+    left = [c for root in {Path("/sys/fs/cgroup"), *names.CGROUP_ROOTS} if (root / "twotier-lab").is_dir()
+            for c in (root / "twotier-lab").glob(f"tl-{names.tag(env)}-*")]
+    deadline = time.monotonic() + 5
+    while left and time.monotonic() < deadline:
+        for c in list(left):
+            try:
+                c.rmdir()
+                left.remove(c)
+            except FileNotFoundError:
+                left.remove(c)
+            except OSError:
+                pass
+        if left:
+            time.sleep(0.1)
+
+
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
+    """Wait until the PIDs have left the process table (zombies are reaped by their new parent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.05)
+
+
+# --- settle -------------------------------------------------------------------------------------
+def wait_settled(state_dir: Path, timeout: float = 30.0) -> None:
+    """Return once a converge pass that started after this call has completed without error."""
+    since = time.time()
+    path = Path(state_dir) / "converge.json"
+    deadline = time.monotonic() + timeout
+    last = {}
+    while time.monotonic() < deadline:
+        try:
+            last = json.loads(path.read_text())
+        except (OSError, ValueError):
+            last = {}
+        if last.get("ok_started", 0) > since:
+            return
+        time.sleep(0.05)
+    why = f"; last pass failed: {last['error']}" if last.get("error") else ("" if last else "; no pass recorded")
+    raise LabError(f"timed out after {timeout:.0f}s waiting for the lab to converge to the API{why}")
+
+
+# --- the daemon itself --------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(args) -> None:
+    import boto3
+    from botocore.config import Config
+
+    from . import api_server
+    from .converge import Converger
+
+    state_dir = Path(args.state_dir)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+
+    def log(msg):
+        print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per API call drowns the log
+    port = _free_port()
+    api_server.serve(port)
+    endpoint = f"http://127.0.0.1:{port}"
+    state = {"env": args.env, "pid": os.getpid(), "endpoint": endpoint, "ready": False,
+             "state_dir": str(state_dir), "prefix": names.netns_prefix(args.env)}
+    _write_state(state_dir, state)
+    log(f"moto API at {endpoint}")
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
+                       aws_secret_access_key="testing", config=Config(retries={"max_attempts": 2}))
+    conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log)
+    conv.internet.ensure()
+    state.update(ready=True, region=region, internet_ns=conv.internet.ns)
+    _write_state(state_dir, state)
+    log(f"ready: internet namespace {conv.internet.ns}, converging {region}")
+    conv.loop(stopping)
+    log("stopping: powering off containers")
+    conv.shutdown()
+    log("daemon exiting (stop() removes the rest of the lab)")
+
+
+def _write_state(state_dir: Path, state: dict) -> None:
+    tmp = state_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, state_dir / STATE_FILE)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab.daemon", description="the local lab's daemon and controls")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("run", "start", "stop", "status"):
+        s = sub.add_parser(name)
+        s.add_argument("--env", default="twotier")
+        s.add_argument("--state-dir", default=None)
+        if name == "run":
+            s.add_argument("--base", required=True)
+            s.add_argument("--repo", required=True)
+    args = p.parse_args(argv)
+    state_dir = Path(args.state_dir or REPO_ROOT / ".state" / args.env)
+    try:
+        if args.cmd == "run":
+            args.state_dir = str(state_dir)
+            _run(args)
+        elif args.cmd == "start":
+            print(start(args.env, state_dir))
+        elif args.cmd == "stop":
+            stop(args.env, state_dir)
+        else:
+            print(json.dumps(status(args.env, state_dir), indent=1))
+    except LabError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

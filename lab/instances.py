@@ -1,0 +1,220 @@
+"""Instances: each running instance in the API is a systemd-nspawn container booting real systemd.
+
+Disk: one overlayfs per instance over the cached base image (upper dir under the state dir), so
+it survives a stop and start; terminate removes it. Identity is written per instance on first
+boot, as cloud-init does on EC2: hostname, machine-id, SSH host key, ec2-user's authorized_keys
+(the public key of the instance's key pair, from the API), resolv.conf (the lab's DNS) and apt
+sources (the lab's mirror). Network: the instance's own namespace, wired by fabric.py; the
+container gets no CAP_NET_ADMIN, so root inside can't change the fabric.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from . import internet, names, netns
+from .errors import LabError
+from .image import LOGIN_USER
+from .world import Instance
+
+POWEROFF = signal.SIGRTMIN + 4  # systemd's "poweroff" signal
+POWEROFF_TIMEOUT = 15.0
+BOOT_TIMEOUT = 30.0
+
+
+def cgroup_dirs(env: str, instance_id: str) -> list[Path]:
+    """The cgroups a launcher moves into (hybrid: the systemd v1 tree and the unified tree)."""
+    unified = Path("/sys/fs/cgroup")
+    if (unified / "cgroup.controllers").exists():  # pure cgroup v2 host
+        return [unified / names.cgroup_name(env, instance_id)]
+    return [root / names.cgroup_name(env, instance_id) for root in names.CGROUP_ROOTS if root.is_dir()]
+
+
+def container_init(nspawn_pid: int) -> int | None:
+    """The container's systemd: the child of systemd-nspawn."""
+    try:
+        kids = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, what: str = "containers") -> None:
+    """Clean poweroff (SIGRTMIN+4 to each container's systemd), bounded; then SIGKILL by PID."""
+    for pid in nspawn_pids:
+        init = container_init(pid)
+        try:
+            os.kill(init, POWEROFF) if init else os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in nspawn_pids):
+        time.sleep(0.05)
+    for pid in nspawn_pids:
+        if alive(pid):
+            init = container_init(pid)
+            for p in (init, pid):
+                if p:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(p) for p in nspawn_pids):
+        time.sleep(0.05)
+
+
+def nspawn_pids_of(env: str) -> list[int]:
+    """systemd-nspawn processes joined to one of this env's namespaces (found after a crash too)."""
+    marker = f"--network-namespace-path={names.NETNS_DIR}/{names.netns_prefix(env)}".encode()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"systemd-nspawn" in cmd and marker in cmd:
+                pids.append(int(d.name))
+    return pids
+
+
+class InstanceHost:
+    """One instance on this machine: namespace, disk, container process."""
+
+    def __init__(self, env: str, state_dir: Path, instance_id: str, base: Path):
+        self.env = env
+        self.id = instance_id
+        self.base = base
+        self.dir = state_dir / "instances" / instance_id
+        self.root = self.dir / "root"
+        self.ns = names.instance_ns(env, instance_id)
+        self.proc: subprocess.Popen | None = None
+        self.booted_at: float | None = None
+
+    # --- disk and identity ------------------------------------------------------------------
+    def prepare(self, inst: Instance, public_key: str | None) -> None:
+        """Mount the overlay; on first use write the instance's identity into it."""
+        for d in ("upper", "work", "root"):
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        if not netns.mounted(self.root):
+            netns.run("mount", "-t", "overlay", "overlay", "-o",
+                      f"lowerdir={self.base},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
+                      str(self.root))
+        marker = self.dir / "identity-written"
+        if not marker.exists():
+            self._write_identity(inst, public_key)
+            marker.write_text(f"{inst.id}\n")
+
+    def _write_identity(self, inst: Instance, public_key: str | None) -> None:
+        r = self.root
+        hostname = "ip-" + inst.private_ip.replace(".", "-")
+        (r / "etc/hostname").write_text(hostname + "\n")
+        (r / "etc/hosts").write_text(f"127.0.0.1 localhost\n{inst.private_ip} {hostname}\n")
+        (r / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+        (r / "etc/resolv.conf").write_text(f"nameserver {internet.DNS_IP}\n")
+        (r / "etc/apt/sources.list").write_text(f"deb [trusted=yes] http://{internet.MIRROR_IP}/ ./\n")
+        key = ed25519.Ed25519PrivateKey.generate()
+        priv = r / "etc/ssh/ssh_host_ed25519_key"
+        priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                           serialization.NoEncryption()))
+        priv.chmod(0o600)
+        pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        (r / "etc/ssh/ssh_host_ed25519_key.pub").write_bytes(pub + f" root@{hostname}\n".encode())
+        uid, gid = _user_ids(r, LOGIN_USER)
+        ssh_dir = r / "home" / LOGIN_USER / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        auth = ssh_dir / "authorized_keys"
+        auth.write_text((public_key.strip() + "\n") if public_key else "")
+        auth.chmod(0o600)
+        for p in (ssh_dir, auth):
+            os.chown(p, uid, gid)
+
+    def host_key(self) -> str | None:
+        p = self.root / "etc/ssh/ssh_host_ed25519_key.pub"
+        return p.read_text().strip() if p.exists() else None
+
+    # --- power ------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def boot(self) -> None:
+        cgroups = cgroup_dirs(self.env, self.id)
+        # Each launcher moves itself into its own cgroup first: with --keep-unit nspawn uses the
+        # caller's cgroup, and two containers sharing one would see each other's services.
+        move = "; ".join(f"mkdir -p '{c}' && echo $$ > '{c}/cgroup.procs'" for c in cgroups)
+        args = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
+                f"--network-namespace-path={names.NETNS_DIR}/{self.ns}", "-M", names.machine_name(self.env, self.id),
+                "--console=read-only", "--resolv-conf=off", "--link-journal=no", "--timezone=off",
+                "--drop-capability=CAP_NET_ADMIN"]
+        script = f"{move}; exec " + " ".join(f"'{a}'" for a in args)
+        log = open(self.dir / "console.log", "ab")
+        self.proc = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     start_new_session=True)
+        log.close()
+        (self.dir / "nspawn.pid").write_text(f"{self.proc.pid}\n")
+        self.booted_at = time.monotonic()
+
+    def wait_sshd(self, private_ip: str, router_ns: str, timeout: float = BOOT_TIMEOUT) -> float:
+        """Wait until sshd accepts on the instance (probed from its router, outside the SGs)."""
+        deadline = self.booted_at + timeout if self.booted_at else time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise LabError(f"instance {self.id}: systemd-nspawn exited while booting "
+                               f"(see {self.dir / 'console.log'})")
+            try:
+                s = netns.in_netns(router_ns, lambda: socket.create_connection((private_ip, 22), timeout=0.5))
+                s.close()
+                return time.monotonic() - (self.booted_at or 0)
+            except OSError:
+                time.sleep(0.1)
+        raise LabError(f"timed out after {timeout:.0f}s waiting for sshd on instance {self.id} ({private_ip})")
+
+    def poweroff(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            poweroff_pids([self.proc.pid], what=f"instance {self.id}")
+        self.proc.wait(timeout=5)
+        self.proc = None
+        for c in cgroup_dirs(self.env, self.id):
+            try:
+                c.rmdir()
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        """Terminate: power off, unmount, delete the disk and the namespace. Safe to repeat."""
+        self.poweroff()
+        if netns.mounted(self.root):
+            netns.run("umount", str(self.root), check=False)
+            if netns.mounted(self.root):
+                netns.run("umount", "-l", str(self.root), check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        netns.remove_ns(self.ns)
+
+
+def _user_ids(root: Path, user: str) -> tuple[int, int]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == user:
+            return int(f[2]), int(f[3])
+    raise LabError(f"user {user} missing from the base image")

@@ -1,0 +1,106 @@
+"""The suite's clients (SSH, HTTP, DNS) as a user on the lab's internet: no host route needed.
+
+Sockets are made on a short-lived thread that joined the lab's namespace (setns is per thread),
+and keep that namespace for their life, so paramiko and friends use them like any socket.
+origin="internet": from the vantage address 198.51.100.3 in the internet namespace.
+origin="public-probe": from a namespace in the public subnet with an unused address and no
+security group (to show that the DB refuses even its neighbours).
+"""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from dnslib import QTYPE, DNSRecord
+
+from . import names, netns
+from .errors import LabError
+from .internet import ACCESS_LOG, DNS_IP, MIRROR_IP, VANTAGE_IP
+
+ORIGINS = ("internet", "public-probe")
+
+
+def _origin(env: str, origin: str) -> tuple[str, str | None]:
+    if origin == "internet":
+        return names.internet_ns(env), VANTAGE_IP
+    if origin == "public-probe":
+        return names.probe_ns(env), None
+    raise ValueError(f"origin must be one of {ORIGINS}, not {origin!r}")
+
+
+def make_socket(env: str, origin: str = "internet", kind: int = socket.SOCK_STREAM) -> socket.socket:
+    ns, source = _origin(env, origin)
+    if not netns.exists(ns):
+        raise LabError(f"lab namespace {ns} for origin {origin!r} does not exist (is the lab for {env!r} running?)")
+
+    def make():
+        s = socket.socket(socket.AF_INET, kind)
+        if source:
+            s.bind((source, 0))
+        return s
+
+    return netns.in_netns(ns, make)
+
+
+def connect(env: str, host: str, port: int, timeout: float = 5.0, origin: str = "internet") -> socket.socket:
+    """A connected TCP socket from inside the lab; raises as a plain socket would (refused, timeout)."""
+    s = make_socket(env, origin)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
+    s.settimeout(None)
+    return s
+
+
+def resolve(env: str, name: str, timeout: float = 3.0) -> list[str]:
+    """A records for `name`, asked of the lab's DNS server from the internet namespace."""
+    s = make_socket(env, "internet", socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.sendto(DNSRecord.question(name, "A").pack(), (DNS_IP, 53))
+        reply = DNSRecord.parse(s.recv(4096))
+    finally:
+        s.close()
+    return [str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A]
+
+
+def echo_url(env: str) -> str:
+    """Answers with the requester's source address as plain text (checkip.amazonaws.com on AWS)."""
+    return f"http://{MIRROR_IP}/ip"
+
+
+def mirror_url(env: str) -> str:
+    return f"http://{MIRROR_IP}/"
+
+
+def http_get(env: str, url_path: str, host: str = MIRROR_IP, port: int = 80, timeout: float = 5.0) -> tuple[int, str]:
+    """Minimal HTTP/1.0 GET from the vantage point; (status, body)."""
+    s = connect(env, host, port, timeout=timeout)
+    try:
+        s.settimeout(timeout)
+        s.sendall(f"GET {url_path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+def mirror_clients(env: str) -> list[str]:
+    """Source addresses the mirror has seen, first-seen order (from its access log)."""
+    path = Path(names.run_dir(env)) / ACCESS_LOG
+    seen: list[str] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 1 and parts[1] not in seen:
+            seen.append(parts[1])
+    return seen
