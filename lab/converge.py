@@ -132,6 +132,8 @@ class Converger:
             if host is None:
                 continue
             if inst.wants_running and not host.running:
+                gateway = w.subnets[inst.subnet_id].gateway
+                host.link(True, gateway)
                 host.prepare(inst, self._public_key(inst.key_name) if not (host.dir / "identity-written").exists() else None)
                 self.log(f"instance {inst.id}: booting")
                 host.boot()
@@ -140,6 +142,8 @@ class Converger:
                 t0 = time.monotonic()
                 host.poweroff()
                 self.log(f"instance {inst.id}: powered off in {time.monotonic() - t0:.1f}s")
+            if not inst.wants_running and host.link_up is not False:
+                host.link(False)
         for inst in booting:
             took = self.hosts[inst.id].wait_sshd(inst.private_ip, self.routers[inst.vpc_id].ns)
             self.boot_times[inst.id] = took

@@ -193,14 +193,7 @@ def _remove_cgroups(env: str) -> None:
             for c in (root / "twotier-lab").glob(f"tl-{names.tag(env)}-*")]
     deadline = time.monotonic() + 5
     while left and time.monotonic() < deadline:
-        for c in list(left):
-            try:
-                c.rmdir()
-                left.remove(c)
-            except FileNotFoundError:
-                left.remove(c)
-            except OSError:
-                pass
+        left = [c for c in left if not instances.remove_cgroup(c)]
         if left:
             time.sleep(0.1)
 

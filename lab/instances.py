@@ -39,6 +39,21 @@ def cgroup_dirs(env: str, instance_id: str) -> list[Path]:
     return [root / names.cgroup_name(env, instance_id) for root in names.CGROUP_ROOTS if root.is_dir()]
 
 
+def remove_cgroup(path: Path) -> bool:
+    """rmdir a cgroup and the sub-cgroups the container's systemd made in it, deepest first."""
+    if not path.is_dir():
+        return True
+    dirs = sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+    for d in [*dirs, path]:
+        try:
+            d.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    return True
+
+
 def container_init(nspawn_pid: int) -> int | None:
     """The container's systemd: the child of systemd-nspawn."""
     try:
@@ -108,6 +123,14 @@ class InstanceHost:
         self.ns = names.instance_ns(env, instance_id)
         self.proc: subprocess.Popen | None = None
         self.booted_at: float | None = None
+        self.link_up: bool | None = None
+
+    def link(self, up: bool, gateway: str | None = None) -> None:
+        """A stopped instance's NIC answers nothing (not even ping): its link goes down with it."""
+        netns.ip(self.ns, "link", "set", "eth0", "up" if up else "down")
+        if up and gateway:
+            netns.ip(self.ns, "route", "replace", "default", "via", gateway, "dev", "eth0")
+        self.link_up = up
 
     # --- disk and identity ------------------------------------------------------------------
     def prepare(self, inst: Instance, public_key: str | None) -> None:
@@ -196,10 +219,7 @@ class InstanceHost:
         self.proc.wait(timeout=5)
         self.proc = None
         for c in cgroup_dirs(self.env, self.id):
-            try:
-                c.rmdir()
-            except OSError:
-                pass
+            remove_cgroup(c)
 
     def remove(self) -> None:
         """Terminate: power off, unmount, delete the disk and the namespace. Safe to repeat."""

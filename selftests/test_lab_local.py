@@ -1,0 +1,308 @@
+"""The local data plane, end to end: plain boto3 against the lab's API, real traffic checked.
+
+Builds the article's environment (VPC, public/private subnets, IGW, NAT gateway, web and db
+instances with their security groups) through the API only, then shows that what the API says
+is what the packets do, including after API changes. Needs root and the lab's Debian packages;
+skipped with the reason otherwise. Timings are printed at the end (run with -s to see them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import paramiko
+import pytest
+
+from lab import daemon, names, netns, vantage
+from lab.errors import LabError, LabPrerequisiteError
+
+pytestmark = [pytest.mark.local]
+ENV = "labselftest"
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass
+class Env:
+    ec2: object
+    state_dir: Path
+    key: paramiko.PKey
+    web: str
+    db: str
+    web_eip: str
+    nat_eip: str
+    db_ip: str
+    web_ip: str
+    web_dns: str
+    web_sg: str
+    db_sg: str
+    rt_private: str
+    nat_id: str
+
+
+def timed(name):
+    class T:
+        def __enter__(self):
+            self.t0 = time.monotonic()
+
+        def __exit__(self, *exc):
+            TIMINGS[name] = round(time.monotonic() - self.t0, 2)
+    return T()
+
+
+def build(ec2) -> dict:
+    """The article's environment, step by step, as a user would with boto3."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    rt_public = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rt_public, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=rt_public, SubnetId=public)
+    web_sg = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=web_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.0/28"}]},
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    db_sg = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=[
+        {"IpProtocol": p, "FromPort": f, "ToPort": t, "UserIdGroupPairs": [{"GroupId": web_sg}]}
+        for p, f, t in (("tcp", 22, 22), ("tcp", 3306, 3306), ("icmp", -1, -1))])
+    key = ec2.create_key_pair(KeyName="labselftest", KeyType="ed25519")["KeyMaterial"]
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    common = dict(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t2.micro", KeyName="labselftest")
+    web = ec2.run_instances(SubnetId=public, SecurityGroupIds=[web_sg], **common)["Instances"][0]["InstanceId"]
+    eip = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(InstanceId=web, AllocationId=eip["AllocationId"])
+    nat_eip = ec2.allocate_address(Domain="vpc")
+    nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=nat_eip["AllocationId"])["NatGateway"]["NatGatewayId"]
+    rt_private = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rt_private, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    ec2.associate_route_table(RouteTableId=rt_private, SubnetId=private)
+    db = ec2.run_instances(SubnetId=private, SecurityGroupIds=[db_sg], **common)["Instances"][0]["InstanceId"]
+    return dict(web=web, db=db, web_eip=eip["PublicIp"], nat_eip=nat_eip["PublicIp"], key=key, web_sg=web_sg,
+                db_sg=db_sg, rt_private=rt_private, nat_id=nat)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("lab")
+    try:
+        daemon.check_prerequisites()
+    except LabPrerequisiteError as exc:
+        pytest.skip(str(exc))
+    try:
+        with timed("start (image + mirror cached unless cold)"):
+            endpoint = daemon.start(ENV, state_dir, progress=print)
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        with timed("provision through the API"):
+            made = build(ec2)
+        with timed("converge until both instances' sshd answer"):
+            daemon.wait_settled(state_dir, timeout=60)
+        inst = {i["InstanceId"]: i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+        import io
+        key = paramiko.Ed25519Key.from_private_key(io.StringIO(made.pop("key")))
+        yield Env(ec2=ec2, state_dir=state_dir, key=key, db_ip=inst[made["db"]]["PrivateIpAddress"],
+                  web_ip=inst[made["web"]]["PrivateIpAddress"], web_dns=inst[made["web"]]["PublicDnsName"], **made)
+    finally:
+        with timed("teardown again (already gone)"):
+            daemon.stop(ENV, state_dir, progress=print)
+        print("\nlab timings (s):", json.dumps(TIMINGS, indent=1))
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def ssh(host: str, sock, key, timeout: float = 10.0) -> paramiko.SSHClient:
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    c.connect(host, username="ec2-user", pkey=key, sock=sock, timeout=timeout, banner_timeout=timeout,
+              auth_timeout=timeout, allow_agent=False, look_for_keys=False)
+    return c
+
+
+def web_ssh(env: Env) -> paramiko.SSHClient:
+    return ssh(env.web_eip, vantage.connect(ENV, env.web_eip, 22), env.key)
+
+
+def db_ssh(web: paramiko.SSHClient, env: Env) -> paramiko.SSHClient:
+    chan = web.get_transport().open_channel("direct-tcpip", (env.db_ip, 22), ("127.0.0.1", 0), timeout=10)
+    return ssh(env.db_ip, chan, env.key)
+
+
+def run(client: paramiko.SSHClient, cmd: str, timeout: float = 300) -> tuple[int, str]:
+    _, out, err = client.exec_command(cmd, timeout=timeout)
+    rc = out.channel.recv_exit_status()
+    return rc, out.read().decode() + err.read().decode()
+
+
+def unreachable(env_host: str, port: int, origin: str = "internet") -> str:
+    try:
+        s = vantage.connect(ENV, env_host, port, timeout=2, origin=origin)
+    except OSError as exc:
+        return type(exc).__name__
+    s.close()
+    return ""
+
+
+# --- the checks -----------------------------------------------------------------------------------
+def test_public_addresses_come_from_the_lab_block(lab):
+    assert lab.web_eip.startswith("198.51.100.") and int(lab.web_eip.rsplit(".", 1)[1]) >= 16
+    assert lab.nat_eip.startswith("198.51.100.") and lab.nat_eip != lab.web_eip
+    nat = lab.ec2.describe_nat_gateways(NatGatewayIds=[lab.nat_id])["NatGateways"][0]
+    assert nat["NatGatewayAddresses"][0]["PrivateIp"].startswith("10.0.1."), nat
+    assert lab.web_dns == f"ec2-{lab.web_eip.replace('.', '-')}.compute-1.amazonaws.com"
+
+
+def test_ssh_to_web_eip_with_the_key_pair(lab):
+    with timed("first SSH login to web"):
+        c = web_ssh(lab)
+    rc, out = run(c, "hostname; sudo -n id -u; cat /etc/resolv.conf")
+    assert rc == 0 and "ip-10-0-1-" in out and "\n0\n" in out, out
+    c.close()
+
+
+def test_ssh_with_another_key_is_refused(lab):
+    other = paramiko.RSAKey.generate(2048)
+    with pytest.raises(paramiko.AuthenticationException):
+        ssh(lab.web_eip, vantage.connect(ENV, lab.web_eip, 22), other)
+
+
+def test_db_is_not_reachable_directly(lab):
+    assert unreachable(lab.db_ip, 22), "DB's sshd answered from the internet"
+    assert unreachable(lab.db_ip, 22, origin="public-probe"), "DB's sshd answered a host outside its SG"
+    assert unreachable(lab.web_ip, 22, origin="public-probe"), "web's SSH is only for the admin CIDR"
+
+
+def test_db_reachable_from_web_ping_and_ssh(lab):
+    web = web_ssh(lab)
+    rc, out = run(web, f"ping -c1 -W2 {lab.db_ip}")
+    assert rc == 0, out
+    db = db_ssh(web, lab)
+    rc, out = run(db, "hostname")
+    assert rc == 0 and out.startswith("ip-10-0-2-"), out
+    db.close()
+    web.close()
+
+
+def test_public_dns_name_resolves_to_the_eip(lab):
+    assert vantage.resolve(ENV, lab.web_dns) == [lab.web_eip]
+    assert vantage.resolve(ENV, "ec2-198-51-100-250.compute-1.amazonaws.com") == []
+
+
+def test_db_egress_leaves_through_the_nat_gateway_eip(lab):
+    web = web_ssh(lab)
+    db = db_ssh(web, lab)
+    rc, out = run(db, f"curl -s -m5 {vantage.echo_url(ENV)}")
+    assert rc == 0 and out.strip() == lab.nat_eip, out
+    rc, out = run(web, f"curl -s -m5 {vantage.echo_url(ENV)}")
+    assert rc == 0 and out.strip() == lab.web_eip, out
+    assert lab.nat_eip in vantage.mirror_clients(ENV)
+    db.close()
+    web.close()
+
+
+def test_revoked_icmp_stops_ping(lab):
+    web = web_ssh(lab)
+    perm = {"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "UserIdGroupPairs": [{"GroupId": lab.web_sg}]}
+    lab.ec2.revoke_security_group_ingress(GroupId=lab.db_sg, IpPermissions=[perm])
+    try:
+        with timed("wait_settled after revoking a rule"):
+            daemon.wait_settled(lab.state_dir)
+        rc, out = run(web, f"ping -c1 -W1 {lab.db_ip}")
+        assert rc != 0, f"ping answered after ICMP was revoked: {out}"
+    finally:
+        lab.ec2.authorize_security_group_ingress(GroupId=lab.db_sg, IpPermissions=[perm])
+        daemon.wait_settled(lab.state_dir)
+    rc, out = run(web, f"ping -c1 -W2 {lab.db_ip}")
+    assert rc == 0, out
+    web.close()
+
+
+def test_deleted_private_default_route_cuts_db_egress(lab):
+    web = web_ssh(lab)
+    db = db_ssh(web, lab)
+    lab.ec2.delete_route(RouteTableId=lab.rt_private, DestinationCidrBlock="0.0.0.0/0")
+    try:
+        daemon.wait_settled(lab.state_dir)
+        rc, out = run(db, f"curl -s -m3 {vantage.echo_url(ENV)}")
+        assert rc != 0, f"DB reached the internet with no default route: {out}"
+    finally:
+        lab.ec2.create_route(RouteTableId=lab.rt_private, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=lab.nat_id)
+        daemon.wait_settled(lab.state_dir)
+    rc, out = run(db, f"curl -s -m5 {vantage.echo_url(ENV)}")
+    assert rc == 0 and out.strip() == lab.nat_eip, out
+    db.close()
+    web.close()
+
+
+def test_stop_start_keeps_eip_and_disk(lab):
+    web = web_ssh(lab)
+    run(web, "echo survived | sudo tee /var/tmp/marker")
+    web.close()
+    t0 = time.monotonic()
+    lab.ec2.stop_instances(InstanceIds=[lab.web])
+    daemon.wait_settled(lab.state_dir)
+    TIMINGS["stop (API call to powered off)"] = round(time.monotonic() - t0, 2)
+    assert not netns.ns_pids(names.instance_ns(ENV, lab.web)), "processes left in a stopped instance"
+    assert unreachable(lab.web_eip, 22), "a stopped instance answered SSH"
+    t1 = time.monotonic()
+    lab.ec2.start_instances(InstanceIds=[lab.web])
+    daemon.wait_settled(lab.state_dir)
+    TIMINGS["start (API call to sshd answering)"] = round(time.monotonic() - t1, 2)
+    TIMINGS["stop/start cycle"] = round(time.monotonic() - t0, 2)
+    eip = lab.ec2.describe_addresses(PublicIps=[lab.web_eip])["Addresses"][0]
+    assert eip.get("InstanceId") == lab.web
+    web = web_ssh(lab)
+    rc, out = run(web, "cat /var/tmp/marker")
+    assert rc == 0 and out.strip() == "survived", out
+    web.close()
+
+
+@pytest.mark.slow
+def test_apt_installs_through_the_mirror_and_nat(lab):
+    web = web_ssh(lab)
+    db = db_ssh(web, lab)
+    install = "sudo DEBIAN_FRONTEND=noninteractive apt-get -q update && sudo DEBIAN_FRONTEND=noninteractive apt-get -q -y install {}"
+
+    def on(client, pkg, name):
+        t0 = time.monotonic()
+        rc, out = run(client, install.format(pkg), timeout=600)
+        TIMINGS[f"apt install {pkg} on {name}"] = round(time.monotonic() - t0, 1)
+        return rc, out
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(on, web, "apache2", "web")
+        b = pool.submit(on, db, "mariadb-server", "db")
+        (rc_a, out_a), (rc_b, out_b) = a.result(), b.result()
+    TIMINGS["both installs in parallel"] = round(time.monotonic() - t0, 1)
+    assert rc_a == 0, out_a[-2000:]
+    assert rc_b == 0, out_b[-2000:]
+    rc, out = run(db, "systemctl is-active mariadb && sudo ss -ltn")
+    assert rc == 0 and ":3306" in out, out
+    s = vantage.connect(ENV, lab.web_eip, 80)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    assert b"Apache" in s.recv(65536) + s.recv(65536)
+    s.close()
+    assert lab.nat_eip in vantage.mirror_clients(ENV) and lab.web_eip in vantage.mirror_clients(ENV)
+    db.close()
+    web.close()
+
+
+def test_stop_leaves_nothing_behind(lab, tmp_path):
+    # The fixture's teardown repeats this; here it is measured and checked.
+    t0 = time.monotonic()
+    daemon.stop(ENV, lab.state_dir, progress=print)
+    TIMINGS["teardown (stop)"] = round(time.monotonic() - t0, 2)
+    assert not netns.list_ns(names.netns_prefix(ENV))
+    ps = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
+    assert "systemd-nspawn" not in ps, ps
+    assert not netns.mounts_under(lab.state_dir)
+    assert daemon.status(ENV, lab.state_dir) is None
+    daemon.stop(ENV, lab.state_dir, progress=print)  # safe when already gone
