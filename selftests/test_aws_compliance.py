@@ -1,0 +1,86 @@
+"""What a scheduled compliance job sees (examples/scheduled-compliance.yml), and the sweep behind it.
+
+Check-only runs on the aws target: a good environment exits 0, a drifted one 1 (out of
+compliance), one that can't be found 6 (could not check), so a scheduler can tell "fix the
+environment" from "fix the job". `provision.py sweep --older-than` removes what runs left behind.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from awsenv.errors import EnvError
+from awsenv.sweep import parse_duration
+from selftests.moto_server import aws, check_suite, moto_server, nothing_left, provision, up_args  # noqa: F401
+
+
+def test_check_only_exit_status_tells_drift_from_could_not_check(aws, tmp_path):
+    state = tmp_path / "state"
+    assert provision(aws, state, *up_args("sched")).returncode == 0
+
+    good = check_suite(aws, tmp_path, "--env", "sched", "--state-dir", str(state))
+    assert good.returncode == 0, good.stdout[-2000:]
+
+    missing = check_suite(aws, tmp_path, "--env", "nosuchenv", "--state-dir", str(tmp_path / "none"))
+    assert missing.returncode == 6, f"expected 6 (could not check), found {missing.returncode}\n{missing.stdout[-2000:]}"
+    assert "could not check: no instance matches tag Env=nosuchenv" in missing.stdout
+
+    drift = provision(aws, state, "drift", "public-default-route-removed", "--env", "sched")
+    assert drift.returncode == 0, drift.stderr
+    drifted = check_suite(aws, tmp_path, "--env", "sched", "--state-dir", str(state))
+    assert drifted.returncode == 1, f"expected 1 (out of compliance), found {drifted.returncode}\n{drifted.stdout[-2000:]}"
+    # Check-only never changes the environment: the drift is still there, nothing torn down.
+    again = check_suite(aws, tmp_path, "--env", "sched", "--state-dir", str(state))
+    assert again.returncode == 1
+    assert provision(aws, state, "down", "--env", "sched").returncode == 0
+    assert not nothing_left(aws)
+
+
+@pytest.mark.parametrize("text,expected", [("30m", dt.timedelta(minutes=30)), ("2h", dt.timedelta(hours=2)),
+                                           ("1d", dt.timedelta(days=1)), ("1h30m", dt.timedelta(minutes=90))])
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2", "2x", "h", "-1h", "1.5h"])
+def test_bad_durations(text):
+    with pytest.raises(EnvError, match="bad --older-than"):
+        parse_duration(text)
+
+
+def _retag(aws, env, key, value):
+    ec2 = aws.ec2()
+    ids = [v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Env", "Values": [env]}])["Vpcs"]]
+    ec2.create_tags(Resources=ids, Tags=[{"Key": key, "Value": value}])
+
+
+def test_sweep_removes_old_and_expired_environments_only(aws, tmp_path):
+    for env in ("old", "expired", "fresh"):
+        assert provision(aws, tmp_path / env, *up_args(env)).returncode == 0
+    now = dt.datetime.now(dt.timezone.utc)
+    _retag(aws, "old", "CreatedAt", (now - dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    _retag(aws, "expired", "ExpiresAt", (now - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    # Not ours: same Env tag style, no Project tag. The sweep must never touch it.
+    foreign = aws.ec2().create_vpc(CidrBlock="10.8.0.0/16", TagSpecifications=[{
+        "ResourceType": "vpc", "Tags": [{"Key": "Env", "Value": "old"}, {"Key": "CreatedAt", "Value": "2000-01-01T00:00:00Z"}]}])
+    foreign_id = foreign["Vpc"]["VpcId"]
+
+    swept = provision(aws, tmp_path / "fresh", "sweep", "--older-than", "2h")
+    assert swept.returncode == 0, swept.stdout[-2000:] + swept.stderr[-2000:]
+    out = swept.stdout
+    assert "env old: created 3h00m ago" in out and "env expired: expired at" in out, out
+    assert "env fresh: kept (not due yet)" in out, out
+    for env in ("old", "expired"):
+        block = out.split(f"env {env}: ")[1]
+        listed = [line.split()[0] for line in block.splitlines()[1:] if line.startswith("  ") and
+                  line.split()[0] in ("nat-gateway", "elastic-ip", "instance", "vpc")]
+        assert listed[:3] == ["nat-gateway", "elastic-ip", "elastic-ip"], f"expected NAT and EIPs first: {listed}"
+        assert "$0.045/hour" in block and "$0.005/hour" in block
+        assert f"env {env}: removed 14 resources" in out
+
+    left_vpcs = {v["VpcId"]: {t["Key"]: t["Value"] for t in v.get("Tags", [])}
+                 for v in aws.ec2().describe_vpcs()["Vpcs"] if not v.get("IsDefault")}
+    assert foreign_id in left_vpcs, "the sweep removed a VPC that is not ours"
+    assert sorted(t.get("Env") for t in left_vpcs.values()) == ["fresh", "old"], left_vpcs
+    assert provision(aws, tmp_path / "fresh", "down", "--env", "fresh").returncode == 0
