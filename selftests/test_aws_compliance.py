@@ -84,3 +84,23 @@ def test_sweep_removes_old_and_expired_environments_only(aws, tmp_path):
     assert foreign_id in left_vpcs, "the sweep removed a VPC that is not ours"
     assert sorted(t.get("Env") for t in left_vpcs.values()) == ["fresh", "old"], left_vpcs
     assert provision(aws, tmp_path / "fresh", "down", "--env", "fresh").returncode == 0
+
+
+def test_scheduled_compliance_workflow_is_check_only():
+    import yaml
+
+    from selftests.moto_server import REPO
+
+    text = (REPO / "examples" / "scheduled-compliance.yml").read_text()
+    wf = yaml.safe_load(text)
+    on = wf.get("on", wf.get(True))
+    assert on["schedule"][0]["cron"], "expected a cron schedule"
+    assert wf["permissions"]["id-token"] == "write", "expected OIDC (id-token: write)"
+    steps = wf["jobs"]["check"]["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("aws-actions/configure-aws-credentials") for u in uses)
+    assert any(u.startswith("actions/upload-artifact") and s["with"]["path"] == "reports/" and s["if"] == "always()"
+               for u, s in zip(uses, steps))
+    run = next(s["run"] for s in steps if s.get("id") == "check")
+    assert "--provision" not in run and "--allow-disruptive" not in run and "not disruptive" in run
+    assert "1)" in run and "6)" in run, "expected the summary to tell out of compliance (1) from could not check (6)"
