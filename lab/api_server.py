@@ -17,7 +17,7 @@ _lock = threading.Lock()
 _cursor = [FIRST_PUBLIC_HOST]
 _handed_out: set[str] = set()
 _ctx = threading.local()
-_patched = False
+_originals: dict = {}
 
 
 def _addresses_in_use() -> set[str]:
@@ -60,12 +60,19 @@ class _NatGatewaySlot:
 
 
 def patch() -> None:
-    global _patched
-    if _patched:
+    """Install the lab's address rules into moto (idempotent; `unpatch()` restores moto's)."""
+    if _originals:
         return
     from moto.ec2 import utils
     from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces, nat_gateways
 
+    _originals.update({
+        (elastic_ip_addresses, "random_ip"): elastic_ip_addresses.random_ip,
+        (elastic_network_interfaces, "random_public_ip"): elastic_network_interfaces.random_public_ip,
+        (utils, "random_public_ip"): utils.random_public_ip,
+        (nat_gateways, "random_private_ip"): nat_gateways.random_private_ip,
+        (nat_gateways.NatGateway, "__init__"): nat_gateways.NatGateway.__init__,
+    })
     elastic_ip_addresses.random_ip = lab_public_ip
     elastic_network_interfaces.random_public_ip = lab_public_ip
     utils.random_public_ip = lab_public_ip
@@ -89,7 +96,13 @@ def patch() -> None:
 
     nat_gateways.random_private_ip = nat_private_ip
     nat_gateways.NatGateway.__init__ = nat_init
-    _patched = True
+
+
+def unpatch() -> None:
+    """Give moto back its own address rules (tests that share a process with other moto users)."""
+    for (owner, name), value in _originals.items():
+        setattr(owner, name, value)
+    _originals.clear()
 
 
 def serve(port: int):

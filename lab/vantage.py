@@ -8,6 +8,7 @@ security group (to show that the DB refuses even its neighbours).
 """
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -104,3 +105,67 @@ def mirror_clients(env: str) -> list[str]:
         if len(parts) > 1 and parts[1] not in seen:
             seen.append(parts[1])
     return seen
+
+
+def proxy_command(env: str) -> str:
+    """An OpenSSH ProxyCommand that reaches lab hosts from the vantage point (for ssh -F, testinfra)."""
+    import shlex
+    import sys
+
+    from .daemon import REPO_ROOT
+
+    return (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} -m lab.vantage "
+            f"proxy --env {shlex.quote(env)} %h %p")
+
+
+def _proxy(env: str, host: str, port: int, origin: str = "internet") -> int:
+    """Pipe stdin/stdout through a vantage socket (what ProxyCommand needs)."""
+    import select
+    import sys
+
+    s = connect(env, host, port, timeout=10, origin=origin)
+    fin, fout = sys.stdin.buffer.raw, sys.stdout.buffer.raw
+    open_in = True
+    while True:
+        ready, _, _ = select.select([s, fin] if open_in else [s], [], [])
+        if s in ready:
+            data = s.recv(65536)
+            if not data:
+                return 0
+            fout.write(data)
+        if open_in and fin in ready:
+            data = os.read(fin.fileno(), 65536)
+            if data:
+                s.sendall(data)
+            else:
+                s.shutdown(socket.SHUT_WR)
+                open_in = False
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m lab.vantage", description="reach lab hosts from the lab's internet")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    px = sub.add_parser("proxy", help="pipe stdin/stdout to HOST:PORT (use as an OpenSSH ProxyCommand)")
+    px.add_argument("--env", default="twotier")
+    px.add_argument("--origin", default="internet", choices=ORIGINS)
+    px.add_argument("host")
+    px.add_argument("port", type=int)
+    rs = sub.add_parser("resolve", help="ask the lab's DNS for NAME's A records")
+    rs.add_argument("--env", default="twotier")
+    rs.add_argument("name")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "proxy":
+            return _proxy(args.env, args.host, args.port, args.origin)
+        print("\n".join(resolve(args.env, args.name)))
+        return 0
+    except (OSError, LabError) as exc:
+        print(f"lab.vantage: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

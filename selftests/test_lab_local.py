@@ -25,6 +25,16 @@ from lab.errors import LabError, LabPrerequisiteError
 pytestmark = [pytest.mark.local]
 ENV = "labselftest"
 TIMINGS: dict[str, float] = {}
+HOST_VIEW: dict[str, str] = {}
+
+
+def host_network() -> dict[str, str]:
+    """The host namespace's links, addresses, routes and rules: the lab must not change any of them."""
+    def out(*args):
+        return subprocess.run(["ip", *args], capture_output=True, text=True).stdout
+    links = "\n".join(sorted(line.split(":")[1].strip() for line in out("-o", "link").splitlines()))
+    return {"links": links, "addresses": out("-o", "addr"), "routes": out("route", "show", "table", "all"),
+            "rules": out("rule")}
 
 
 @dataclass
@@ -97,6 +107,7 @@ def lab(tmp_path_factory):
         daemon.check_prerequisites()
     except LabPrerequisiteError as exc:
         pytest.skip(str(exc))
+    HOST_VIEW.update(host_network())
     try:
         with timed("start (image + mirror cached unless cold)"):
             endpoint = daemon.start(ENV, state_dir, progress=print)
@@ -286,6 +297,8 @@ def test_apt_installs_through_the_mirror_and_nat(lab):
     assert rc_b == 0, out_b[-2000:]
     rc, out = run(db, "systemctl is-active mariadb && sudo ss -ltn")
     assert rc == 0 and ":3306" in out, out
+    rc, out = run(web, "systemctl list-units --all --no-legend | grep -c mariadb || true")
+    assert out.strip() == "0", f"web sees the DB's services (shared cgroup?): {out}"
     s = vantage.connect(ENV, lab.web_eip, 80)
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
     assert b"Apache" in s.recv(65536) + s.recv(65536)
@@ -293,6 +306,43 @@ def test_apt_installs_through_the_mirror_and_nat(lab):
     assert lab.nat_eip in vantage.mirror_clients(ENV) and lab.web_eip in vantage.mirror_clients(ENV)
     db.close()
     web.close()
+
+
+def test_host_namespace_untouched_and_no_way_out(lab):
+    assert host_network() == HOST_VIEW, "the lab changed the host's links, addresses, routes or rules"
+    for ns in netns.list_ns(names.netns_prefix(ENV)):
+        for target in ("192.0.2.1", "203.0.113.1", "8.8.8.8"):
+            out = subprocess.run(["ip", "-n", ns, "route", "get", target], capture_output=True, text=True)
+            assert out.returncode != 0 or "unreachable" in out.stdout or "blackhole" in out.stdout \
+                or "198.51.100." in out.stdout or "169.254." in out.stdout or " via 10." in out.stdout, \
+                f"{ns} routes {target}: {out.stdout}"
+    for origin in ("internet", "public-probe"):
+        assert unreachable("192.0.2.1", 22, origin), f"the host's network answered from {origin}"
+    web = web_ssh(lab)
+    rc, out = run(web, "curl -s -m2 http://192.0.2.1/ || echo unreachable")
+    assert "unreachable" in out, out
+    web.close()
+
+
+def test_disassociated_eip_stops_translation(lab):
+    assoc = lab.ec2.describe_addresses(PublicIps=[lab.web_eip])["Addresses"][0]
+    lab.ec2.disassociate_address(AssociationId=assoc["AssociationId"])
+    try:
+        daemon.wait_settled(lab.state_dir)
+        assert unreachable(lab.web_eip, 22), "SSH answered at a disassociated Elastic IP"
+    finally:
+        lab.ec2.associate_address(InstanceId=lab.web, AllocationId=assoc["AllocationId"])
+        daemon.wait_settled(lab.state_dir)
+    web_ssh(lab).close()
+
+
+def test_terminate_removes_container_disk_and_namespace(lab):
+    lab.ec2.terminate_instances(InstanceIds=[lab.db])
+    daemon.wait_settled(lab.state_dir)
+    assert not netns.exists(names.instance_ns(ENV, lab.db))
+    assert not (lab.state_dir / "instances" / lab.db).exists()
+    assert not [m for m in netns.mounts_under(lab.state_dir) if lab.db in m]
+    assert netns.exists(names.instance_ns(ENV, lab.web)), "terminating db touched web"
 
 
 def test_stop_leaves_nothing_behind(lab, tmp_path):

@@ -1,0 +1,63 @@
+"""The lab after a crash: the daemon killed -9 leaves containers and namespaces; start() and stop() cope."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import boto3
+import pytest
+
+from lab import daemon, instances, names, netns
+
+pytestmark = [pytest.mark.local]
+ENV = "labcrash"
+
+
+def one_instance(endpoint: str) -> str:
+    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    return ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=sub)["Instances"][0]["InstanceId"]
+
+
+def crash(state_dir) -> None:
+    pid = json.loads((state_dir / daemon.STATE_FILE).read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while instances.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_start_is_idempotent_and_recovers_and_stop_cleans_after_a_crash(tmp_path):
+    try:
+        daemon.check_prerequisites()
+    except daemon.LabPrerequisiteError as exc:
+        pytest.skip(str(exc))
+    try:
+        endpoint = daemon.start(ENV, tmp_path, progress=print)
+        assert daemon.start(ENV, tmp_path, progress=print) == endpoint, "a second start() made a second lab"
+        inst = one_instance(endpoint)
+        daemon.wait_settled(tmp_path, timeout=60)
+        assert instances.nspawn_pids_of(ENV)
+        crash(tmp_path)
+        assert daemon.status(ENV, tmp_path) is None
+        # A new start cleans the dead lab's leftovers (its API state died with it) and starts fresh.
+        endpoint2 = daemon.start(ENV, tmp_path, progress=print)
+        assert not instances.nspawn_pids_of(ENV)
+        assert not netns.exists(names.instance_ns(ENV, inst))
+        inst2 = one_instance(endpoint2)
+        daemon.wait_settled(tmp_path, timeout=60)
+        crash(tmp_path)
+        (tmp_path / daemon.STATE_FILE).write_text("{half")  # state half-written
+    finally:
+        daemon.stop(ENV, tmp_path, progress=print)
+    assert not netns.list_ns(names.netns_prefix(ENV))
+    assert not instances.nspawn_pids_of(ENV)
+    assert not netns.mounts_under(tmp_path)
+    ps = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True).stdout
+    assert "systemd-nspawn" not in ps, "an orphaned container is still running"
