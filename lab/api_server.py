@@ -59,10 +59,28 @@ class _NatGatewaySlot:
         self.id = f"natgw-in-{subnet_id}"
 
 
+class ChangeCounter:
+    """Counts API calls that may change something (anything but Describe/Get/List), so the converge
+    loop can wake at once on a change and stay idle otherwise."""
+
+    def __init__(self):
+        self.value = 0
+        self.event = threading.Event()
+
+    def bump(self) -> None:
+        self.value += 1
+        self.event.set()
+
+
+changes = ChangeCounter()
+READ_ONLY = ("Describe", "Get", "List")
+
+
 def patch() -> None:
     """Install the lab's address rules into moto (idempotent; `unpatch()` restores moto's)."""
     if _originals:
         return
+    from moto.core.responses import BaseResponse
     from moto.ec2 import utils
     from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces, nat_gateways
 
@@ -72,7 +90,22 @@ def patch() -> None:
         (utils, "random_public_ip"): utils.random_public_ip,
         (nat_gateways, "random_private_ip"): nat_gateways.random_private_ip,
         (nat_gateways.NatGateway, "__init__"): nat_gateways.NatGateway.__init__,
+        (BaseResponse, "call_action"): BaseResponse.call_action,
     })
+    original_call_action = BaseResponse.call_action
+
+    def call_action(self):
+        try:
+            return original_call_action(self)
+        finally:
+            try:
+                action = self._get_action()
+            except Exception:
+                action = ""
+            if not action.startswith(READ_ONLY):
+                changes.bump()
+
+    BaseResponse.call_action = call_action
     elastic_ip_addresses.random_ip = lab_public_ip
     elastic_network_interfaces.random_public_ip = lab_public_ip
     utils.random_public_ip = lab_public_ip

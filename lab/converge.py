@@ -19,6 +19,7 @@ from .instances import InstanceHost
 from .internet import Internet
 
 PASS_FILE = "converge.json"
+SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
 
 
 class Converger:
@@ -210,10 +211,26 @@ class Converger:
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
 
-    def loop(self, stopping, interval: float = 0.3) -> None:
+    def loop(self, stopping, changes, full_every: float = 2.0) -> None:
+        """Pass at once after an API change or a settle request, else every `full_every` seconds
+        (that catches what the API doesn't announce, such as a container that died)."""
         last_error = None
+        seen = -1
+        seen_request = None
+        last_started = 0.0
+        request = self.state_dir / SETTLE_REQUEST
         while not stopping.is_set():
-            started = time.time()
+            try:
+                token = request.read_text()
+            except OSError:
+                token = None
+            now = time.time()
+            if changes.value == seen and token == seen_request and now - last_started < full_every:
+                changes.event.wait(0.1)
+                changes.event.clear()
+                continue
+            seen, seen_request = changes.value, token
+            started = last_started = time.time()
             try:
                 self.converge()
                 error = None
@@ -223,4 +240,3 @@ class Converger:
                     self.log(f"converge pass failed: {error}\n{traceback.format_exc()}")
             last_error = error
             self.record(started, error)
-            stopping.wait(interval)

@@ -179,7 +179,7 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
     _remove_cgroups(env)
     shutil.rmtree(state_dir / "instances", ignore_errors=True)
     shutil.rmtree(names.run_dir(env), ignore_errors=True)
-    for f in (STATE_FILE, "converge.json"):
+    for f in (STATE_FILE, "converge.json", "settle-request"):
         (state_dir / f).unlink(missing_ok=True)
     left = netns.list_ns(prefix)
     if left:
@@ -210,6 +210,12 @@ def wait_settled(state_dir: Path, timeout: float = 30.0) -> None:
     """Return once a converge pass that started after this call has completed without error."""
     since = time.time()
     path = Path(state_dir) / "converge.json"
+    # Ask for a pass now rather than at the next periodic one. A fresh token, not the file's mtime:
+    # mtime comes from a coarse clock and can look older than a pass that has just started.
+    request = Path(state_dir) / "settle-request"
+    tmp = request.with_name(f"settle-request.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(f"{since} {os.getpid()} {time.monotonic_ns()}\n")
+    os.replace(tmp, request)
     deadline = time.monotonic() + timeout
     last = {}
     while time.monotonic() < deadline:
@@ -219,6 +225,9 @@ def wait_settled(state_dir: Path, timeout: float = 30.0) -> None:
             last = {}
         if last.get("ok_started", 0) > since:
             return
+        state = _read_state(Path(state_dir)) or {}
+        if not _is_our_daemon(state.get("pid", 0), state.get("env", "")):
+            raise LabError(f"the lab daemon is not running (waiting for it to converge; see {Path(state_dir) / LOG_FILE})")
         time.sleep(0.05)
     why = f"; last pass failed: {last['error']}" if last.get("error") else ("" if last else "; no pass recorded")
     raise LabError(f"timed out after {timeout:.0f}s waiting for the lab to converge to the API{why}")
@@ -262,7 +271,7 @@ def _run(args) -> None:
     state.update(ready=True, region=region, internet_ns=conv.internet.ns)
     _write_state(state_dir, state)
     log(f"ready: internet namespace {conv.internet.ns}, converging {region}")
-    conv.loop(stopping)
+    conv.loop(stopping, api_server.changes)
     log("stopping: powering off containers")
     conv.shutdown()
     log("daemon exiting (stop() removes the rest of the lab)")

@@ -66,9 +66,7 @@ class InternetGateway:
         self.applied_nat: str | None = None
         self.applied_routes: set[str] = set()
 
-    @property
-    def up(self) -> bool:
-        return self.link in netns.links(self.router.ns)
+        self.up = False
 
     def ensure(self) -> None:
         inet = names.internet_ns(self.env)
@@ -81,10 +79,12 @@ class InternetGateway:
         netns.sysctl(self.router.ns, f"net.ipv4.conf.{self.link}.send_redirects", "0")
         self.applied_nat = None
         self.applied_routes = set()
+        self.up = True
 
     def remove(self) -> None:
         netns.ip(self.router.ns, "link", "del", self.link, check=False)
         netns.nft(self.router.ns, f"table ip {IGW_TABLE}\ndelete table ip {IGW_TABLE}\n")
+        self.up = False
         self.applied_nat = None
         self.applied_routes = set()
 
