@@ -64,3 +64,19 @@ def test_lost_answers_after_a_create_leave_nothing_behind(aws, tmp_path):
         assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
         assert not nothing_left(aws), f"seed {seed}: left after down: {nothing_left(aws)}"
     assert " fault " in log.read_text(), "expected some answers lost"
+
+
+def test_fault_injector_refuses_anything_but_a_local_endpoint(monkeypatch):
+    import boto3
+    import pytest
+
+    from awsenv.errors import EnvError
+    from awsenv.faults import install_from_env
+
+    monkeypatch.setenv("TWOTIER_TEST_FAULTS", '{"rate": 0.2}')
+    events = boto3.Session(region_name="us-east-1").events
+    for endpoint in ("", "https://ec2.us-east-1.amazonaws.com", "http://10.0.0.1:5000"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        with pytest.raises(EnvError, match="for tests only"):
+            install_from_env(events, None, in_process=False)
+    assert install_from_env(events, "http://127.0.0.1:5000", in_process=False) is not None
