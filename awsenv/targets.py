@@ -215,6 +215,12 @@ class LocalTarget(Target):
 
         return vantage.echo_url(self.settings.env)
 
+    def proxy_command(self) -> str:
+        """How OpenSSH on the host reaches the lab's public addresses (there is no route to them)."""
+        from lab import vantage
+
+        return vantage.proxy_command(self.settings.env)
+
 
 def make_target(settings: Settings) -> Target:
     return {"aws": AwsTarget, "moto": MotoTarget, "local": LocalTarget}[settings.target](settings)
