@@ -312,7 +312,7 @@ CATALOGUE: list[Drift] = [
     # Host-only drifts: applied on the hosts, so only where hosts exist.
     Drift("apache-disabled", "Apache is disabled (it would not come back after a restart)",
           lambda r: _host(r, "web", f"sudo systemctl disable {_web_service(r)}"),
-          lambda r: _host(r, "web", f"sudo systemctl enable {_web_service(r)}"),
+          lambda r: _host(r, "web", f"sudo systemctl enable --now {_web_service(r)}"),
           frozenset(), frozenset({"test_apache_running_and_enabled", "test_elastic_ip_survives_stop_and_start"}),
           needs_hosts=True),
     Drift("mariadb-stopped", "MariaDB is stopped",

@@ -24,11 +24,11 @@ class Verdicts:
         return self.passed | self.failed
 
 
-def run_suite(tmp_path: Path, *args: str, timeout: float = 900) -> Verdicts:
+def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None = None) -> Verdicts:
     junit = tmp_path / "junit.xml"
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q",
            "-o", "addopts=", f"--junitxml={junit}", "--rootdir", str(REPO), *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout + proc.stderr
     passed, failed, skipped, xfailed = set(), set(), set(), set()
     if junit.exists():

@@ -5,19 +5,22 @@ This one differs from ours in ways that are not defects: other CIDRs and sizes, 
 subnet listed first and routed by the VPC's main table, a shared "client" group through which the
 web server is granted access, and a VPC endpoint route without a destination CIDR.
 """
-import json
+import subprocess
+import sys
 
+import boto3
 import pytest
 
-from selftests.motoserver import client, moto_server
+from selftests.moto_server import REPO, aws, moto_server  # noqa: F401 (fixtures)
 from selftests.suite_runner import run_suite
 
 AMI_PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
 
-def build_by_hand(endpoint: str) -> dict:
-    ec2 = client(endpoint)
-    ami = client(endpoint, "ssm").get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
+def build_by_hand(server) -> dict:
+    ec2 = server.ec2()
+    ami = boto3.client("ssm", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="testing",
+                       aws_secret_access_key="testing").get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
     vpc = ec2.create_vpc(CidrBlock="172.20.0.0/20")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     private = ec2.create_subnet(VpcId=vpc, CidrBlock="172.20.0.0/26")["Subnet"]["SubnetId"]
@@ -56,35 +59,26 @@ def build_by_hand(endpoint: str) -> dict:
     return {"vpc": vpc, "web": web, "db": db, "dbsg": dbsg, "ec2": ec2}
 
 
-def check(tmp_path, env, built, web_selector="tag:Name=frontend-1"):
+def check(tmp_path, server, built, web_selector="tag:Name=frontend-1"):
+    # API checks only: on moto the "public" addresses are 127.x and must never be contacted.
     args = ["--target", "aws", "--vpc-id", built["vpc"], "--web", web_selector, "--db", built["db"],
-            "--state-dir", str(tmp_path)]
-    import os
-
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return run_suite(tmp_path, *args, "-m", "api")
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+            "--state-dir", str(tmp_path), "-m", "api"]
+    return run_suite(tmp_path, *args, env=server.env())
 
 
-def test_environment_built_by_hand_passes(tmp_path):
-    with moto_server() as (endpoint, env):
-        built = build_by_hand(endpoint)
-        v = check(tmp_path, env, built)
+def test_environment_built_by_hand_passes(tmp_path, aws):
+    built = build_by_hand(aws)
+    v = check(tmp_path, aws, built)
     assert not v.failed, f"expected a correct environment to pass, found failures {sorted(v.failed)}\n{v.output[-3000:]}"
     assert len(v.passed) >= 20
     assert v.skipped == {"test_teardown_leaves_nothing"}, sorted(v.skipped)
 
 
-def test_environment_built_by_hand_fails_exactly_where_wrong(tmp_path):
-    with moto_server() as (endpoint, env):
-        built = build_by_hand(endpoint)
-        built["ec2"].authorize_security_group_ingress(GroupId=built["dbsg"], IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-        v = check(tmp_path, env, built)
+def test_environment_built_by_hand_fails_exactly_where_wrong(tmp_path, aws):
+    built = build_by_hand(aws)
+    built["ec2"].authorize_security_group_ingress(GroupId=built["dbsg"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    v = check(tmp_path, aws, built)
     assert v.failed == {"test_db_allows_only_the_web_server[mariadb]", "test_db_allows_nothing_else",
                         "test_db_port_not_exposed_to_internet[3306]"}, sorted(v.failed)
     assert v.returncode == 1
@@ -98,19 +92,13 @@ def test_environment_built_by_hand_fails_exactly_where_wrong(tmp_path):
     (["--vpc-id", "VPC", "--web", "frontend", "--db", "DB"], "bad selector 'frontend'"),
     (["--vpc-id", "VPC"], "--vpc-id, --web and --db go together"),
 ])
-def test_bad_selectors_are_one_line_errors(tmp_path, args, message):
-    with moto_server() as (endpoint, env):
-        built = build_by_hand(endpoint)
-        built["ec2"].create_tags(Resources=[built["web"], built["db"]], Tags=[{"Key": "Role", "Value": "both"}])
-        args = [a.replace("VPC", built["vpc"]).replace("DB", built["db"]) for a in args]
-        import os
-        import subprocess
-        import sys
-
-        proc = subprocess.run([sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider", "-q", "-o",
-                               "addopts=", "--target", "aws", "--state-dir", str(tmp_path), *args],
-                              capture_output=True, text=True, env=env, cwd=str(__import__("pathlib").Path(
-                                  __file__).resolve().parent.parent))
+def test_bad_selectors_are_one_line_errors(tmp_path, aws, args, message):
+    built = build_by_hand(aws)
+    built["ec2"].create_tags(Resources=[built["web"], built["db"]], Tags=[{"Key": "Role", "Value": "both"}])
+    args = [a.replace("VPC", built["vpc"]).replace("DB", built["db"]) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider", "-q", "-o",
+                           "addopts=", "-m", "api", "--target", "aws", "--state-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, env=aws.env(), cwd=REPO)
     out = proc.stdout + proc.stderr
     assert message in out, out[-2000:]
     assert "Traceback" not in out
