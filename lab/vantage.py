@@ -121,20 +121,20 @@ def proxy_command(env: str) -> str:
 def _proxy(env: str, host: str, port: int, origin: str = "internet") -> int:
     """Pipe stdin/stdout through a vantage socket (what ProxyCommand needs)."""
     import select
-    import sys
 
     s = connect(env, host, port, timeout=10, origin=origin)
-    fin, fout = sys.stdin.buffer.raw, sys.stdout.buffer.raw
     open_in = True
     while True:
-        ready, _, _ = select.select([s, fin] if open_in else [s], [], [])
+        ready, _, _ = select.select([s, 0] if open_in else [s], [], [])
         if s in ready:
             data = s.recv(65536)
             if not data:
                 return 0
-            fout.write(data)
-        if open_in and fin in ready:
-            data = os.read(fin.fileno(), 65536)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view):]
+        if open_in and 0 in ready:
+            data = os.read(0, 65536)
             if data:
                 s.sendall(data)
             else:
