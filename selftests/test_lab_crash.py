@@ -59,5 +59,6 @@ def test_start_is_idempotent_and_recovers_and_stop_cleans_after_a_crash(tmp_path
     assert not netns.list_ns(names.netns_prefix(ENV))
     assert not instances.nspawn_pids_of(ENV)
     assert not netns.mounts_under(tmp_path)
-    ps = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True).stdout
-    assert "systemd-nspawn" not in ps, "an orphaned container is still running"
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines() if "systemd-nspawn" in line and str(tmp_path) in line], \
+        "an orphaned container is still running"

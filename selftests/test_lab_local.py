@@ -175,6 +175,8 @@ def test_ssh_to_web_eip_with_the_key_pair(lab):
         c = web_ssh(lab)
     rc, out = run(c, "hostname; sudo -n id -u; cat /etc/resolv.conf")
     assert rc == 0 and "ip-10-0-1-" in out and "\n0\n" in out, out
+    rc, out = run(c, "sudo ip addr add 10.0.1.99/24 dev eth0; sudo ip route del default")
+    assert rc != 0 and "not permitted" in out, f"root inside an instance changed the fabric: {out}"
     c.close()
 
 
@@ -204,6 +206,18 @@ def test_db_reachable_from_web_ping_and_ssh(lab):
 def test_public_dns_name_resolves_to_the_eip(lab):
     assert vantage.resolve(ENV, lab.web_dns) == [lab.web_eip]
     assert vantage.resolve(ENV, "ec2-198-51-100-250.compute-1.amazonaws.com") == []
+
+
+def test_public_dns_name_follows_the_vpc_dns_hostnames_attribute(lab):
+    vpc = lab.ec2.describe_instances(InstanceIds=[lab.web])["Reservations"][0]["Instances"][0]["VpcId"]
+    lab.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})
+    try:
+        daemon.wait_settled(lab.state_dir)
+        assert vantage.resolve(ENV, lab.web_dns) == [], "a public name resolved with DNS hostnames off"
+    finally:
+        lab.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        daemon.wait_settled(lab.state_dir)
+    assert vantage.resolve(ENV, lab.web_dns) == [lab.web_eip]
 
 
 def test_db_egress_leaves_through_the_nat_gateway_eip(lab):
@@ -351,8 +365,10 @@ def test_stop_leaves_nothing_behind(lab, tmp_path):
     daemon.stop(ENV, lab.state_dir, progress=print)
     TIMINGS["teardown (stop)"] = round(time.monotonic() - t0, 2)
     assert not netns.list_ns(names.netns_prefix(ENV))
-    ps = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
-    assert "systemd-nspawn" not in ps, ps
+    # Only ours: other engineers' labs may run on this machine at the same time.
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines() if "systemd-nspawn" in line and
+                (str(lab.state_dir) in line or names.netns_prefix(ENV) in line)], ps
     assert not netns.mounts_under(lab.state_dir)
     assert daemon.status(ENV, lab.state_dir) is None
     daemon.stop(ENV, lab.state_dir, progress=print)  # safe when already gone
