@@ -106,7 +106,7 @@ class Converger:
     def _instances_wiring(self, w) -> None:
         """Namespaces and links for every instance that exists (running or stopped); remove the rest."""
         for inst in w.instances.values():
-            if not inst.exists or inst.vpc_id not in self.routers:
+            if not inst.exists or inst.vpc_id not in self.routers or inst.subnet_id not in w.subnets:
                 continue
             host = self.hosts.get(inst.id)
             if host is None:
@@ -130,7 +130,7 @@ class Converger:
         booting = []
         for inst in w.instances.values():
             host = self.hosts.get(inst.id)
-            if host is None:
+            if host is None or inst.subnet_id not in w.subnets:
                 continue
             if inst.wants_running and not host.running:
                 gateway = w.subnets[inst.subnet_id].gateway

@@ -177,6 +177,10 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
     for ns in spaces:
         netns.remove_ns(ns)
     _remove_cgroups(env)
+    if names.NSPAWN_PROPAGATE.is_dir():
+        for d in names.NSPAWN_PROPAGATE.glob(f"tl-{names.tag(env)}-*"):
+            if not netns.mounted(d):
+                shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(state_dir / "instances", ignore_errors=True)
     shutil.rmtree(names.run_dir(env), ignore_errors=True)
     for f in (STATE_FILE, "converge.json", "settle-request"):

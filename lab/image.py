@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .aptsources import debian_mirror
 from .errors import LabError
-from .names import CACHE_DIR
+from .names import CACHE_DIR, cache_in_use
 
 SUITE = "bookworm"
 # What the checks need on a host: sshd, sudo, ping, curl, a TCP probe (nc), ps for service checks.
@@ -69,8 +69,8 @@ def ensure_base(progress=print) -> Path:
         (tmp / ".lab-complete").write_text(f"built in {time.monotonic() - t0:.1f}s\n")
         tmp.rename(root)
         progress(f"lab: base image ready in {time.monotonic() - t0:.0f}s: {root}")
-        for old in CACHE_DIR.glob(f"base-{SUITE}-*"):  # older recipes are no longer used
-            if old != root and not old.name.endswith(".tmp"):
+        for old in CACHE_DIR.glob(f"base-{SUITE}-*"):  # older recipes, unless a running lab uses one
+            if old != root and not old.name.endswith(".tmp") and not cache_in_use(old):
                 shutil.rmtree(old, ignore_errors=True)
     return root
 

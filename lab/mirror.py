@@ -17,7 +17,7 @@ from pathlib import Path
 from . import image
 from .aptsources import sources_list
 from .errors import LabError
-from .names import CACHE_DIR
+from .names import CACHE_DIR, cache_in_use
 
 PACKAGES = ["apache2", "mariadb-server", "mariadb-client"]
 RECIPE_VERSION = "1"
@@ -107,6 +107,6 @@ def ensure_mirror(progress=print) -> Path:
         size = sum(f.stat().st_size for f in repo.glob("*.deb")) / 1e6
         progress(f"lab: package mirror ready in {time.monotonic() - t0:.0f}s: {len(debs)} packages, {size:.0f} MB")
         for old in CACHE_DIR.glob("mirror-*"):
-            if old != repo and not old.name.endswith((".tmp", ".work")):
+            if old != repo and not old.name.endswith((".tmp", ".work")) and not cache_in_use(old):
                 shutil.rmtree(old, ignore_errors=True)
     return repo

@@ -7,11 +7,15 @@ a name and a long env name still fits.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
-CACHE_DIR = Path("/var/cache/twotier-lab")
+# The base image and package mirror are built once per machine and kept here (CI may point it at
+# a cached volume).
+CACHE_DIR = Path(os.environ.get("TWOTIER_LAB_CACHE", "/var/cache/twotier-lab"))
 RUN_DIR = Path("/run/twotier-lab")
 NETNS_DIR = Path("/run/netns")
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")  # nspawn leaves one dir per machine name
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 
 
@@ -66,3 +70,22 @@ def cgroup_name(env: str, instance_id: str) -> str:
 def run_dir(env: str) -> Path:
     """Per-env runtime files any process can find from the env name alone (vantage is told only that)."""
     return RUN_DIR / env
+
+
+def cache_in_use(path: Path) -> bool:
+    """Is a cached image/mirror used by a running lab (an overlay's lowerdir or a daemon's argument)?
+
+    Never delete one that is: another env (or another engineer's test) may be running on it.
+    """
+    needle = str(path)
+    with open("/proc/self/mounts") as f:
+        if any(needle in line for line in f):
+            return True
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if needle.encode() in (d / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                pass
+    return False
