@@ -93,8 +93,8 @@ class InternetGateway:
         if script != self.applied_nat:
             netns.nft(self.router.ns, script)
             self.applied_nat = script
-        # The internet reaches each public address through this VPC's link, sourced from the
-        # vantage address by default (the lab's own hosts bind their own addresses).
+        # The internet reaches each public address through this VPC's link. (Its own hosts bind
+        # their own addresses, so replies and vantage connections never leave from the transit address.)
         inet = names.internet_ns(self.env)
         want = set(pairs)
         for addr in want - self.applied_routes:
