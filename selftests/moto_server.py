@@ -87,7 +87,7 @@ def check_suite(server: Server, tmp_path: Path, *args: str, env: dict | None = N
     """The verification suite, check-only, API checks only: on moto the "hosts" would be 127.x
     addresses and public DNS names, which must never be contacted."""
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", "addopts=",
-           "--rootdir", str(REPO), "-m", "not host", "--target", "aws", *args]
+           "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO), "-m", "not host", "--target", "aws", *args]
     if html:
         cmd += [f"--html={html}", "--self-contained-html", f"--junitxml={html.parent / 'junit.xml'}"]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,

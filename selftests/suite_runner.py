@@ -27,7 +27,10 @@ class Verdicts:
 def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None = None) -> Verdicts:
     junit = tmp_path / "junit.xml"
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q",
-           "-o", "addopts=", f"--junitxml={junit}", "--rootdir", str(REPO), *args]
+           "-o", "addopts=", f"--junitxml={junit}", "--rootdir", str(REPO),
+           # -c: an option value that is an existing path (--state-dir /tmp/x) would otherwise take part
+           # in pytest's search for its ini file, which then misses pytest.ini (and its markers).
+           "-c", str(REPO / "pytest.ini"), *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout + proc.stderr
     passed, failed, skipped, xfailed = set(), set(), set(), set()

@@ -80,6 +80,14 @@ def test_elastic_ip_survives_stop_and_start(snap, run, target, evidence):
         f"expected the web server's public address to be an Elastic IP before the stop, found {before}")
     ec2.stop_instances(InstanceIds=[snap.web.id])
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[snap.web.id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+    run.changed()
+    if target.host_access:
+        from awsenv.probes import tcp
+
+        # Proof that the machine really went down, so "it answers again" below means it came back.
+        down = tcp(target, before, 80)
+        evidence("while stopped", f"tcp {before}:80 {down}")
+        assert down != "open", f"expected the web server down while stopped, found port 80 {down}"
     ec2.start_instances(InstanceIds=[snap.web.id])
     ec2.get_waiter("instance_running").wait(InstanceIds=[snap.web.id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
     run.changed()
