@@ -73,6 +73,15 @@ class ChangeCounter:
 
 
 changes = ChangeCounter()
+# Instances asked to reboot (moto only resets their state); the converge loop restarts them.
+_reboots: set[str] = set()
+
+
+def take_reboots() -> set[str]:
+    with _lock:
+        taken = set(_reboots)
+        _reboots.clear()
+    return taken
 READ_ONLY = ("Describe", "Get", "List")
 
 
@@ -83,6 +92,7 @@ def patch() -> None:
     from moto.core.responses import BaseResponse
     from moto.ec2 import utils
     from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces, nat_gateways
+    from moto.ec2.models import instances as ec2_instances
 
     _originals.update({
         (elastic_ip_addresses, "random_ip"): elastic_ip_addresses.random_ip,
@@ -91,7 +101,16 @@ def patch() -> None:
         (nat_gateways, "random_private_ip"): nat_gateways.random_private_ip,
         (nat_gateways.NatGateway, "__init__"): nat_gateways.NatGateway.__init__,
         (BaseResponse, "call_action"): BaseResponse.call_action,
+        (ec2_instances.Instance, "reboot"): ec2_instances.Instance.reboot,
     })
+    original_reboot = ec2_instances.Instance.reboot
+
+    def reboot(self):
+        original_reboot(self)
+        with _lock:
+            _reboots.add(self.id)
+
+    ec2_instances.Instance.reboot = reboot
     original_call_action = BaseResponse.call_action
 
     def call_action(self):

@@ -23,7 +23,7 @@ SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass
 
 
 class Converger:
-    def __init__(self, env: str, state_dir: Path, ec2, base: Path, repo: Path, log=print):
+    def __init__(self, env: str, state_dir: Path, ec2, base: Path, repo: Path, log=print, reboots=lambda: set()):
         self.env = env
         self.state_dir = state_dir
         self.ec2 = ec2
@@ -39,6 +39,7 @@ class Converger:
         self.probe: tuple[str, str, str] | None = None   # (vpc, address, subnet cidr)
         self.passes = 0
         self.boot_times: dict[str, float] = {}
+        self.reboots = reboots  # instance ids the API was asked to reboot since the last pass
 
     # --- one pass ---------------------------------------------------------------------------
     def converge(self) -> None:
@@ -128,6 +129,11 @@ class Converger:
 
     def _power(self, w) -> None:
         booting = []
+        for inst_id in self.reboots():
+            host = self.hosts.get(inst_id)
+            if host and host.running:  # a reboot: clean poweroff, then booted again just below
+                self.log(f"instance {inst_id}: rebooting")
+                host.poweroff()
         for inst in w.instances.values():
             host = self.hosts.get(inst.id)
             if host is None or inst.subnet_id not in w.subnets:

@@ -270,7 +270,8 @@ def _run(args) -> None:
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
                        aws_secret_access_key="testing", config=Config(retries={"max_attempts": 2}))
-    conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log)
+    conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log,
+                     reboots=api_server.take_reboots)
     conv.internet.ensure()
     state.update(ready=True, region=region, internet_ns=conv.internet.ns)
     _write_state(state_dir, state)

@@ -289,6 +289,19 @@ def test_stop_start_keeps_eip_and_disk(lab):
     web.close()
 
 
+def test_reboot_restarts_the_container(lab):
+    web = web_ssh(lab)
+    # Containers share the host kernel (and its boot_id): PID 1's start time tells a reboot.
+    _, before = run(web, "cut -d' ' -f22 /proc/1/stat")
+    web.close()
+    lab.ec2.reboot_instances(InstanceIds=[lab.web])
+    daemon.wait_settled(lab.state_dir)
+    web = web_ssh(lab)
+    _, after = run(web, "cut -d' ' -f22 /proc/1/stat")
+    web.close()
+    assert before.strip() != after.strip(), f"the instance's systemd did not restart ({before!r} -> {after!r})"
+
+
 @pytest.mark.slow
 def test_apt_installs_through_the_mirror_and_nat(lab):
     web = web_ssh(lab)
