@@ -148,6 +148,9 @@ def down(target: Target, settings: Settings, progress=print) -> Leftovers:
     for key in found["key-pair"]:
         _try(progress, ec2.delete_key_pair, KeyName=key)
     left = leftovers(target, settings)
+    # The hosts are gone: their pinned keys must not fail the next environment that gets the
+    # same addresses (Elastic IPs and private IPs are reused).
+    (settings.state_dir / "known_hosts").unlink(missing_ok=True)
     if not left:
         ledger.clear()
     return left
