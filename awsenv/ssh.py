@@ -57,6 +57,7 @@ class Connections:
         self.key = key
         self.known_hosts = settings.state_dir / "known_hosts"
         self.opened = 0           # connections this process opened (benchmarks count them)
+        self.commands: list[tuple[str, str]] = []   # (role, command) run by checks, for the floor benchmark
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._lock = threading.RLock()
 
@@ -110,8 +111,13 @@ class Connections:
 
     close = forget
 
+    def run(self, role: str, command: str, timeout: float = 600) -> "Result":
+        """Run a command on a role's host over the shared connection."""
+        self.commands.append((role, command))
+        return run(getattr(self, role)(), command, timeout=timeout)
+
     def host(self, role: str) -> Host:
-        return Host(SharedClientBackend(role, getattr(self, role)))
+        return Host(SharedClientBackend(role, getattr(self, role), self.commands))
 
     def wait_ready(self, role: str, timeout: float = 300, progress=print) -> None:
         """SSH ready: the host is up and accepts our key."""
@@ -125,9 +131,14 @@ class Connections:
 class SharedClientBackend(ParamikoBackend):
     """testinfra's paramiko backend on our shared client: no ProxyJump support needed, one connection."""
 
-    def __init__(self, role: str, client_getter):
+    def __init__(self, role: str, client_getter, log: list):
         super().__init__(f"paramiko://{role}")
         self._getter = client_getter
+        self._role, self._log = role, log
+
+    def run(self, command, *args, **kwargs):
+        self._log.append((self._role, self.get_command(command, *args)))
+        return super().run(command, *args, **kwargs)
 
     @functools.cached_property
     def client(self) -> paramiko.SSHClient:

@@ -40,6 +40,10 @@ class Target:
         self._lock = threading.Lock()
 
     # -- lifetime -------------------------------------------------------------------------
+    def prepare(self, progress=print) -> dict[str, float]:
+        """One-time, cached work before start (the local image and mirror); seconds by step."""
+        return {}
+
     def start(self, progress=print) -> None:
         """Make the API reachable (and, on local, the data plane)."""
 
@@ -167,6 +171,23 @@ class LocalTarget(Target):
 
     def endpoint_url(self):
         return self._endpoint
+
+    def prepare(self, progress=print) -> dict[str, float]:
+        import time
+
+        from lab import daemon, image, mirror
+        from lab.errors import LabError
+
+        took = {}
+        try:
+            daemon.check_prerequisites()
+            for step, build in (("base image", image.ensure_base), ("package mirror", mirror.ensure_mirror)):
+                t0 = time.monotonic()
+                build(progress)
+                took[step] = round(time.monotonic() - t0, 2)
+        except LabError as exc:
+            raise EnvError(str(exc)) from None
+        return took
 
     def start(self, progress=print) -> None:
         from lab import daemon

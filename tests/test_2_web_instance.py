@@ -3,7 +3,6 @@ import paramiko
 import pytest
 
 from awsenv.errors import EnvError
-from awsenv.ssh import run as ssh_run
 from awsenv.waits import wait_until
 
 
@@ -46,7 +45,7 @@ def test_web_launched_with_environment_key(snap, run, evidence):
 @pytest.mark.host
 @pytest.mark.article("2.4")
 def test_ssh_with_environment_key_logs_in(conns, run, evidence):
-    result = ssh_run(conns.web(), "id -un")
+    result = conns.run("web", "id -un")
     evidence("ssh web", result.evidence())
     assert result.stdout.strip() == run.settings.ssh_user, (
         f"expected to log in as {run.settings.ssh_user}, found {result.stdout.strip() or result.stderr}")

@@ -4,7 +4,6 @@ import pytest
 from awsenv.os_table import os_family
 from awsenv.probes import http_get
 from awsenv.snapshot import WORLD
-from awsenv.ssh import run as ssh_run
 
 
 @pytest.mark.host

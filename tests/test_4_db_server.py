@@ -4,7 +4,6 @@ import pytest
 from awsenv.os_table import os_family
 from awsenv.probes import tcp
 from awsenv.snapshot import in_cidr
-from awsenv.ssh import run as ssh_run
 
 # Bash's /dev/tcp reads the server greeting without a MariaDB client on the web server; the
 # version string ends within the first 40 bytes, and the server then waits for us, so read no more.
@@ -55,7 +54,7 @@ def test_db_allows_nothing_else(snap, evidence):
 @pytest.mark.host
 @pytest.mark.article("4.3")
 def test_web_server_pings_db(conns, snap, evidence):
-    result = ssh_run(conns.web(), f"ping -c 2 -W 2 {snap.db.private_ip}")
+    result = conns.run("web", f"ping -c 2 -W 2 {snap.db.private_ip}")
     evidence("ping from web", result.evidence())
     assert result.rc == 0, f"expected ping from web to {snap.db.private_ip} answered, found exit {result.rc}"
 
@@ -63,7 +62,7 @@ def test_web_server_pings_db(conns, snap, evidence):
 @pytest.mark.host
 @pytest.mark.article("4.4")
 def test_ssh_to_db_through_web_server(conns, run, evidence):
-    result = ssh_run(conns.db(), "id -un; hostname")
+    result = conns.run("db", "id -un; hostname")
     evidence("ssh db via web", result.evidence())
     assert result.rc == 0 and result.stdout.split()[0] == run.settings.ssh_user, (
         f"expected to log in to the DB server through the web server, found {result.stdout or result.stderr}")
@@ -100,7 +99,7 @@ def test_nat_gateway_in_public_subnet_with_eip(snap, evidence):
 @pytest.mark.article("4.6")
 def test_db_egress_leaves_through_nat_eip(conns, snap, target, evidence):
     nat_ips = {ip for n in snap.live_nat_gateways for ip in n.public_ips}
-    result = ssh_run(conns.db(), f"curl -s -m 10 {target.echo_url()}")
+    result = conns.run("db", f"curl -s -m 10 {target.echo_url()}")
     seen = result.stdout.strip()
     evidence("the internet saw the DB as", result.evidence())
     assert result.rc == 0, f"expected the DB to reach the internet through NAT, found curl exit {result.rc}"
@@ -139,7 +138,7 @@ def test_mariadb_installed_running_enabled_listening(db_host, run, evidence):
 @pytest.mark.host
 @pytest.mark.article("4.7")
 def test_web_server_gets_mariadb_greeting(conns, snap, evidence):
-    result = ssh_run(conns.web(), GREETING.format(ip=snap.db.private_ip))
+    result = conns.run("web", GREETING.format(ip=snap.db.private_ip))
     evidence("greeting from web", result.evidence())
     assert "MariaDB" in result.stdout or "mysql" in result.stdout.lower(), (
         f"expected MariaDB's greeting on {snap.db.private_ip}:3306 from the web server, found {result.stdout!r}")

@@ -58,9 +58,8 @@ def test_web_server_public_by_design(snap, evidence):
 @pytest.mark.parametrize("role", ["web", "db"])
 @pytest.mark.parametrize("setting,expected", [("passwordauthentication", "no"), ("permitrootlogin", "no")])
 def test_sshd_hardening(conns, role, setting, expected, evidence):
-    from awsenv.ssh import run as ssh_run
 
-    result = ssh_run(getattr(conns, role)(), f"sudo sshd -T 2>/dev/null | grep -i '^{setting} '")
+    result = conns.run(role, f"sudo sshd -T 2>/dev/null | grep -i '^{setting} '")
     evidence(f"sshd -T on {role}", result.evidence())
     found = result.stdout.split()[1] if result.stdout.split()[1:] else "unknown"
     assert found == expected, f"expected sshd {setting} {expected} on the {role} server, found {found}"
