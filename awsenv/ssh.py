@@ -13,7 +13,7 @@ import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.host import Host
 
-from .errors import EnvError
+from .errors import EnvError, one_line
 from .settings import Settings
 from .targets import Target
 from .waits import wait_until
@@ -59,6 +59,7 @@ class Connections:
         self.opened = 0           # connections this process opened (benchmarks count them)
         self.commands: list[tuple[str, str]] = []   # (role, command) run by checks, for the floor benchmark
         self._clients: dict[str, paramiko.SSHClient] = {}
+        self._failed: dict[str, str] = {}
         self._lock = threading.RLock()
 
     def _client(self) -> paramiko.SSHClient:
@@ -96,14 +97,24 @@ class Connections:
 
     def _get(self, role, opener):
         with self._lock:
+            if role in self._failed:
+                # One attempt per host per run: every later check fails fast with the first cause
+                # instead of waiting out its own connect timeout.
+                raise EnvError(f"the {role} server could not be reached over SSH earlier in this run: "
+                               f"{self._failed[role]}")
             client = self._clients.get(role)
             if client is None or not client.get_transport() or not client.get_transport().is_active():
-                client = self._clients[role] = opener()
+                try:
+                    client = self._clients[role] = opener()
+                except (OSError, paramiko.SSHException, EnvError) as exc:
+                    self._failed[role] = one_line(exc) or type(exc).__name__
+                    raise
             return client
 
     def forget(self) -> None:
         """Drop every connection (after a stop/start the old ones are dead)."""
         with self._lock:
+            self._failed.clear()
             for role in ("db", "web"):
                 client = self._clients.pop(role, None)
                 if client:
@@ -124,6 +135,7 @@ class Connections:
         def ready():
             with self._lock:
                 self._clients.pop(role, None)
+                self._failed.pop(role, None)
             return run(getattr(self, role)(), "true").rc == 0
         wait_until(ready, f"SSH on the {role} server to accept the key", timeout, progress, delay=2)
 

@@ -31,6 +31,7 @@ class Target:
     name = "base"
     host_access = False
     host_access_reason = ""
+    boot_timeout = 300.0      # seconds from "running" until a host's services answer (EC2: minutes)
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -160,6 +161,7 @@ class MotoTarget(Target):
 class LocalTarget(Target):
     name = "local"
     host_access = True
+    boot_timeout = 30.0       # a container boots in about a second
 
     def __init__(self, settings):
         super().__init__(settings)

@@ -98,7 +98,7 @@ def test_elastic_ip_survives_stop_and_start(snap, run, target, evidence):
 
         try:
             status = wait_until(lambda: http_get(target, after)[0] == 200, f"Apache at {after} after the start",
-                                timeout=90, progress=lambda m: None)
+                                timeout=target.boot_timeout, progress=lambda m: None)
         except EnvError as exc:
             pytest.fail(f"expected the site to answer at {after} after the start by itself, found: {exc}")
         evidence("site after start", f"GET http://{after}/ answered 200 without anyone starting Apache: {status}")
