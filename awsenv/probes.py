@@ -10,9 +10,9 @@ import socket
 from .targets import Target
 
 
-def tcp(target: Target, host: str, port: int, timeout: float = 3.0, origin: str = "internet") -> str:
+def tcp(target: Target, host: str, port: int, timeout: float | None = None, origin: str = "internet") -> str:
     try:
-        sock = target.connect(host, port, timeout=timeout, origin=origin)
+        sock = target.connect(host, port, timeout=timeout or target.probe_timeout, origin=origin)
     except ConnectionRefusedError:
         return "refused"
     except (socket.timeout, TimeoutError):

@@ -32,6 +32,7 @@ class Target:
     host_access = False
     host_access_reason = ""
     boot_timeout = 300.0      # seconds from "running" until a host's services answer (EC2: minutes)
+    probe_timeout = 3.0       # how long a negative reachability probe waits for a SYN-ACK
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -162,6 +163,7 @@ class LocalTarget(Target):
     name = "local"
     host_access = True
     boot_timeout = 30.0       # a container boots in about a second
+    probe_timeout = 0.5       # veths on one machine answer in well under a millisecond
 
     def __init__(self, settings):
         super().__init__(settings)

@@ -62,6 +62,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cold", action="store_true", help="also measure a cold run (fresh image and mirror cache)")
     ap.add_argument("--repeat", type=int, default=3, help="check-only runs to take the median of")
+    ap.add_argument("--check-only", action="store_true", help="only the check-only measurements")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="twotier-bench-"))
     try:
@@ -70,8 +71,9 @@ def main() -> int:
             env = dict(os.environ, TWOTIER_LAB_CACHE=str(cache))
             wall, stats, _ = pytest_run(tmp, "--provision", "--env", "bench-cold", f"--state-dir={tmp / 'cold'}", env=env)
             stage_table("cold pytest --provision", wall, stats, 300)
-        wall, stats, _ = pytest_run(tmp, "--provision", "--env", "bench-warm", f"--state-dir={tmp / 'warm'}")
-        stage_table("warm pytest --provision", wall, stats, 90)
+        if not args.check_only:
+            wall, stats, _ = pytest_run(tmp, "--provision", "--env", "bench-warm", f"--state-dir={tmp / 'warm'}")
+            stage_table("warm pytest --provision", wall, stats, 90)
 
         kept = tmp / "kept"
         provision("up", "--env", "bench-keep", f"--state-dir={kept}")

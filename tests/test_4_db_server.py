@@ -54,7 +54,7 @@ def test_db_allows_nothing_else(snap, evidence):
 @pytest.mark.host
 @pytest.mark.article("4.3")
 def test_web_server_pings_db(conns, snap, evidence):
-    result = conns.run("web", f"ping -c 2 -W 2 {snap.db.private_ip}")
+    result = conns.run("web", f"ping -c 2 -i 0.2 -W 2 {snap.db.private_ip}")
     evidence("ping from web", result.evidence())
     assert result.rc == 0, f"expected ping from web to {snap.db.private_ip} answered, found exit {result.rc}"
 
