@@ -91,6 +91,12 @@ def test_host_drift_fails_exactly_its_checks(tmp_path, kept_env, name, disruptiv
     assert expected & (set(drift.host)), f"drift {name} must be caught by a host check"
 
 
+def test_parallel_check_only_run_agrees(tmp_path, kept_env):
+    v = check_kept(tmp_path, kept_env, "-n", "2")
+    assert v.returncode == 0 and not v.failed, v.output[-3000:]
+    assert len(v.passed) >= 40, sorted(v.passed)
+
+
 def test_kept_environment_clean_again_after_reverts(tmp_path, kept_env):
     v = check_kept(tmp_path, kept_env)
     assert v.returncode == 0 and not v.failed, v.output[-3000:]
