@@ -214,6 +214,7 @@ def cmd_drift(args) -> int:
 
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `provision.py status | head` ends quietly
     args = parse(argv if argv is not None else sys.argv[1:])
     handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh-config": cmd_ssh_config,
                "drifts": cmd_drifts, "drift": cmd_drift, "sweep": cmd_sweep}[args.command]
