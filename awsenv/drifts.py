@@ -25,6 +25,12 @@ WEB_SSH = {
     "test_sshd_hardening[permitrootlogin-no-web]", "test_sshd_hardening[permitrootlogin-no-db]",
 }
 WEB_HTTP = {"test_http_get_to_elastic_ip_answered_by_apache", "test_public_dns_name_resolves_and_site_answers"}
+# Host checks that need an SSH session on the DB server.
+DB_OVER_SSH = {
+    "test_ssh_to_db_through_web_server", "test_db_egress_leaves_through_nat_eip",
+    "test_mariadb_installed_running_enabled_listening",
+    "test_sshd_hardening[passwordauthentication-no-db]", "test_sshd_hardening[permitrootlogin-no-db]",
+}
 # The web server unreachable from the internet: every check through it, and 2.3's "site answers again".
 WEB_DOWN = WEB_SSH | WEB_HTTP | {"test_elastic_ip_survives_stop_and_start"}
 
@@ -174,7 +180,8 @@ def _delete_nat(run):
 
 def _imds(tokens: str):
     def do(run):
-        run.target.ec2.modify_instance_metadata_options(InstanceId=run.snapshot().web.id, HttpTokens=tokens)
+        for inst in (run.snapshot().web, run.snapshot().db):
+            run.target.ec2.modify_instance_metadata_options(InstanceId=inst.id, HttpTokens=tokens)
     return do
 
 
@@ -212,6 +219,40 @@ def _foreign_subnet(run):
     used = [ipaddress.ip_network(s.cidr) for s in run.snapshot().subnets.values()]
     free = next(n for n in vpc.subnets(new_prefix=max(vpc.prefixlen + 2, 24)) if not any(n.overlaps(u) for u in used))
     run.target.ec2.create_subnet(VpcId=run.snapshot().vpc.id, CidrBlock=str(free))
+
+
+def _expose_db(run):
+    from . import tags
+
+    ec2 = run.target.ec2
+    _private_to_igw(run)
+    eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", run.settings.env, "drift-eip"))
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=run.snapshot().db.id)
+    for port in (22, 3306):
+        _sg("authorize", _db_group, "tcp", port, WORLD)(run)
+
+
+def _unexpose_db(run):
+    ec2 = run.target.ec2
+    for port in (22, 3306):
+        _sg("revoke", _db_group, "tcp", port, WORLD)(run)
+    for a in run.snapshot().addresses:
+        if a.instance_id == run.snapshot().db.id:
+            ec2.disassociate_address(AssociationId=a.association_id)
+            ec2.release_address(AllocationId=a.allocation_id)
+    _private_to_nat(run)
+
+
+def _remove(run) -> str:
+    return ("sudo DEBIAN_FRONTEND=noninteractive apt-get -qq remove -y" if run.settings.os_family == "debian"
+            else "sudo dnf -q -y remove")
+
+
+def _sshd_drop_in(run, role: str, line: str | None) -> None:
+    # sshd takes the first value it reads, and 00- sorts before every other drop-in.
+    path = "/etc/ssh/sshd_config.d/00-drift.conf"
+    write = f"echo '{line}' | sudo tee {path} >/dev/null" if line else f"sudo rm -f {path}"
+    _host(run, role, f"{write} && sudo systemctl reload ssh 2>/dev/null || sudo systemctl reload sshd")
 
 
 def _db_in_public_subnet(run):
@@ -302,14 +343,41 @@ CATALOGUE: list[Drift] = [
                      "test_ssh_not_open_to_world"})),
     Drift("web-ssh-open-to-world", "tcp/22 on the web server's group is opened to 0.0.0.0/0",
           _sg("authorize", _web_group, "tcp", 22, WORLD), _sg("revoke", _web_group, "tcp", 22, WORLD),
-          frozenset({"test_ssh_not_open_to_world"})),
-    Drift("imdsv1-allowed", "the web server accepts IMDSv1 (tokens optional)", _imds("optional"), _imds("required"),
-          frozenset({"test_imdsv2_required[web]"})),
+          frozenset({"test_ssh_not_open_to_world", "test_web_server_public_by_design"})),
+    Drift("imdsv1-allowed", "both servers accept IMDSv1 (tokens optional)", _imds("optional"), _imds("required"),
+          frozenset({"test_imdsv2_required[web]", "test_imdsv2_required[db]"})),
     Drift("default-sg-in-use", "the VPC's default security group is added to the web server",
           _web_groups(True), _web_groups(False), frozenset({"test_default_security_group_unused"})),
     Drift("foreign-subnet-blocks-teardown", "a subnet the environment did not create sits in its VPC",
           _foreign_subnet, None, frozenset({"test_teardown_leaves_nothing"})),
+        Drift("db-ssh-revoked", "SSH from the web server is revoked on the DB's group",
+          _sg_from_web("revoke", "tcp", 22), _sg_from_web("authorize", "tcp", 22),
+          frozenset({"test_db_allows_only_the_web_server[ssh]"}),
+          frozenset(DB_OVER_SSH)),
+    Drift("db-reachable-from-internet", "the DB gets an Elastic IP, a route to the internet gateway and "
+          "SSH and MariaDB open to the world", _expose_db, _unexpose_db,
+          frozenset({"test_private_subnet_has_no_route_to_igw",
+                     "test_db_instance_in_private_subnet_without_public_address",
+                     "test_db_allows_only_the_web_server[mariadb]", "test_db_allows_only_the_web_server[ssh]",
+                     "test_db_allows_nothing_else", "test_nat_gateway_in_public_subnet_with_eip",
+                     "test_ssh_not_open_to_world", "test_db_port_not_exposed_to_internet[3306]"}),
+          frozenset({"test_ssh_to_db_directly_fails", "test_internet_cannot_open_connection_to_db[22]",
+                     "test_internet_cannot_open_connection_to_db[3306]", "test_db_egress_leaves_through_nat_eip",
+                     "test_other_public_host_cannot_reach_mariadb"})),
     # Host-only drifts: applied on the hosts, so only where hosts exist.
+    Drift("apache-removed", "the Apache package is removed from the web server",
+          lambda r: _host(r, "web", f"{_remove(r)} {os_family(r.settings.os_family).web_package}"),
+          lambda r: _host(r, "web", f"{os_family(r.settings.os_family).install} "
+                                    f"{os_family(r.settings.os_family).web_package}"),
+          frozenset(), frozenset(WEB_HTTP | {"test_apache_installed", "test_apache_running_and_enabled",
+                                             "test_elastic_ip_survives_stop_and_start"}),
+          needs_hosts=True),
+    Drift("sshd-password-login-on", "the web server's sshd accepts passwords",
+          lambda r: _sshd_drop_in(r, "web", "PasswordAuthentication yes"), lambda r: _sshd_drop_in(r, "web", None),
+          frozenset(), frozenset({"test_sshd_hardening[passwordauthentication-no-web]"}), needs_hosts=True),
+    Drift("sshd-root-login-on", "the DB server's sshd lets root log in",
+          lambda r: _sshd_drop_in(r, "db", "PermitRootLogin yes"), lambda r: _sshd_drop_in(r, "db", None),
+          frozenset(), frozenset({"test_sshd_hardening[permitrootlogin-no-db]"}), needs_hosts=True),
     Drift("apache-disabled", "Apache is disabled (it would not come back after a restart)",
           lambda r: _host(r, "web", f"sudo systemctl disable {_web_service(r)}"),
           lambda r: _host(r, "web", f"sudo systemctl enable --now {_web_service(r)}"),

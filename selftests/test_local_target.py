@@ -19,7 +19,9 @@ ARTICLE = ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2", "2.3", "2.4", "2.5",
 # catches it is a disruptive one (Apache disabled only shows after a restart).
 HOST_DRIFTS = [("apache-disabled", True), ("db-icmp-revoked", False), ("private-nat-route-deleted", False),
                ("db-3306-open-to-world", False), ("web-ssh-revoked", False), ("dns-hostnames-off", False),
-               ("mariadb-stopped", False)]
+               ("mariadb-stopped", False), ("http-rule-removed", False), ("apache-removed", False),
+               ("db-ssh-revoked", False), ("db-reachable-from-internet", False), ("sshd-password-login-on", False),
+               ("sshd-root-login-on", False)]
 
 
 def lab_leftovers() -> list[str]:
