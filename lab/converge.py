@@ -169,7 +169,9 @@ class Converger:
     def _probe(self, w, realised) -> None:
         """A namespace in the first public subnet with an unused address and no security group."""
         want = None
-        for sub in sorted(w.subnets.values(), key=lambda s: s.id):
+        # "First" in address order, not by random subnet ID: when a drift routes a second subnet to
+        # the internet gateway, the probe must not jump into it between two runs.
+        for sub in sorted(w.subnets.values(), key=lambda s: ipaddress.ip_network(s.cidr)):
             if sub.vpc_id in realised and w.igw_routed(sub.id):
                 used = {i.private_ip for i in w.instances.values()} | {n.private_ip for n in w.nat_gateways.values()}
                 net = ipaddress.ip_network(sub.cidr)
