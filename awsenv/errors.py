@@ -8,10 +8,6 @@ class EnvError(Exception):
         return " ".join(str(self.args[0]).split()) if self.args else "error"
 
 
-class NotCompliant(EnvError):
-    """The environment was read but does not match what was asked for (e.g. selector matched two)."""
-
-
 def one_line(exc: BaseException) -> str:
     """Any failure worth showing a user, as one line (botocore's errors included)."""
     from botocore.exceptions import ClientError

@@ -6,7 +6,6 @@ About a dozen API calls whatever the number of checks; refresh only after someth
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from .errors import EnvError
@@ -380,7 +379,3 @@ def _instance(raw: dict, role: str) -> Instance:
         key_name=raw.get("KeyName"), group_ids=group_ids,
         http_tokens=raw.get("MetadataOptions", {}).get("HttpTokens", "optional"),
         eni_ids=tuple(e["NetworkInterfaceId"] for e in enis))
-
-
-def in_cidr(ip: str | None, cidr: str) -> bool:
-    return ip is not None and ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)

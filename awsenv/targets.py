@@ -7,7 +7,6 @@ The checks and the provisioner only see this seam, never the target's name.
 """
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections import Counter
@@ -249,8 +248,3 @@ class LocalTarget(Target):
 
 def make_target(settings: Settings) -> Target:
     return {"aws": AwsTarget, "moto": MotoTarget, "local": LocalTarget}[settings.target](settings)
-
-
-def without_ambient_endpoint() -> None:
-    """moto/local must never send a call to a real endpoint picked up from the environment."""
-    os.environ.pop("AWS_ENDPOINT_URL", None)

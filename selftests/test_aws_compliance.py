@@ -12,7 +12,7 @@ import pytest
 
 from awsenv.errors import EnvError
 from awsenv.sweep import parse_duration
-from selftests.moto_server import aws, check_suite, moto_server, nothing_left, provision, up_args  # noqa: F401
+from selftests.moto_server import check_suite, nothing_left, provision, up_args
 
 
 def test_check_only_exit_status_tells_drift_from_could_not_check(aws, tmp_path):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from selftests.moto_server import (account_state, aws, check_suite, moto_server, nothing_left,  # noqa: F401
-                                   provision, up_args)
+from selftests.moto_server import account_state, check_suite, nothing_left, provision, up_args
 
 RATE = 0.2
 # One environment, exactly: the main route table and default security group come with the VPC.

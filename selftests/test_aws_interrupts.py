@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftests.moto_server import aws, moto_server, nothing_left, provision, stderr_lines, up_args  # noqa: F401
+from selftests.moto_server import nothing_left, provision, stderr_lines, up_args
 
 AFTER = ["ec2.CreateKeyPair#1", "ec2.CreateVpc#1", "ec2.CreateSubnet#1",
          "ec2.CreateInternetGateway#1", "ec2.CreateRouteTable#1",

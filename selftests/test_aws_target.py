@@ -19,8 +19,7 @@ from awsenv.provisioner import Provisioner
 from awsenv.settings import Settings
 from awsenv.ssh import Connections
 from awsenv.targets import RETRY_CONFIG, make_target
-from selftests.moto_server import (ADMIN, aws, check_suite, moto_server, nothing_left, provision,  # noqa: F401
-                                   up_args)
+from selftests.moto_server import ADMIN, check_suite, nothing_left, provision, up_args
 
 AL2_PARAM = "ssm:/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
 

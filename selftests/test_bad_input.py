@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from selftests.moto_server import (ADMIN, REPO, Server, account_state, aws, check_suite, moto_server,  # noqa: F401
-                                   provision, stderr_lines)
+from selftests.moto_server import ADMIN, Server, account_state, check_suite, provision, stderr_lines
 
 MISSING_KEY = "/nonexistent/id_ed25519"
 # (id, extra options, environment changes, expected text, suite exit status, suite needs --provision)

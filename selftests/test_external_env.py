@@ -11,7 +11,7 @@ import sys
 import boto3
 import pytest
 
-from selftests.moto_server import REPO, aws, moto_server  # noqa: F401 (fixtures)
+from selftests.moto_server import REPO
 from selftests.suite_runner import run_suite
 
 AMI_PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"

@@ -50,7 +50,7 @@ def test_start_is_idempotent_and_recovers_and_stop_cleans_after_a_crash(tmp_path
         endpoint2 = daemon.start(ENV, tmp_path, progress=print)
         assert not instances.nspawn_pids_of(ENV)
         assert not netns.exists(names.instance_ns(ENV, inst))
-        inst2 = one_instance(endpoint2)
+        one_instance(endpoint2)   # a second instance for the next crash to leave behind
         daemon.wait_settled(tmp_path, timeout=60)
         crash(tmp_path)
         (tmp_path / daemon.STATE_FILE).write_text("{half")  # state half-written

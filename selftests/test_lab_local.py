@@ -8,7 +8,6 @@ skipped with the reason otherwise. Timings are printed at the end (run with -s t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ import paramiko
 import pytest
 
 from lab import daemon, names, netns, vantage
-from lab.errors import LabError, LabPrerequisiteError
+from lab.errors import LabPrerequisiteError
 
 pytestmark = [pytest.mark.local]
 ENV = "labselftest"

@@ -3,7 +3,6 @@ import pytest
 
 from awsenv.os_table import os_family
 from awsenv.probes import tcp
-from awsenv.snapshot import in_cidr
 
 # Bash's /dev/tcp reads the server greeting without a MariaDB client on the web server; the
 # version string ends within the first 40 bytes, and the server then waits for us, so read no more.
