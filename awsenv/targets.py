@@ -198,7 +198,8 @@ class LocalTarget(Target):
 
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._endpoint = daemon.start(self.settings.env, self.settings.state_dir, progress=progress)
+            self._endpoint = daemon.start(self.settings.env, self.settings.state_dir, self.settings.region,
+                                          progress=progress).endpoint
         except LabError as exc:
             raise EnvError(str(exc)) from None
         self.check_region()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import image, instances, mirror, names, netns
@@ -44,6 +45,20 @@ def check_prerequisites() -> None:
             raise LabPrerequisiteError("the kernel has no overlayfs (or use --target moto)")
 
 
+@dataclass(frozen=True)
+class LabApi:
+    """How a client reaches one lab's API: its endpoint, the region it serves, its credentials."""
+    endpoint: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LabApi":
+        return cls(state["endpoint"], state.get("region", "us-east-1"), state.get("access_key_id", "testing"),
+                   state.get("secret_access_key", "testing"))
+
+
 # --- status -------------------------------------------------------------------------------------
 def _read_state(state_dir: Path) -> dict | None:
     try:
@@ -66,9 +81,19 @@ def status(env: str, state_dir: Path) -> dict | None:
     state = _read_state(state_dir)
     if not state or state.get("env") != env or not _is_our_daemon(state.get("pid", 0), env):
         return None
-    return {"endpoint": state.get("endpoint"), "pid": state["pid"], "ready": state.get("ready", False),
+    return {"endpoint": state.get("endpoint"), "region": state.get("region"), "pid": state["pid"],
+            "ready": state.get("ready", False),
             "containers": instances.nspawn_pids_of(env),
             "namespaces": netns.list_ns(names.netns_prefix(env))}
+
+
+def attach(env: str, state_dir: Path) -> LabApi | None:
+    """The API of a running, ready lab of this env (a kept environment); None when none runs."""
+    state = _read_state(Path(state_dir).resolve())
+    if (not state or state.get("env") != env or not state.get("ready")
+            or not _is_our_daemon(state.get("pid", 0), env)):
+        return None
+    return LabApi.from_state(state)
 
 
 def _api_answers(endpoint: str) -> bool:
@@ -83,12 +108,18 @@ def _api_answers(endpoint: str) -> bool:
 
 
 # --- start --------------------------------------------------------------------------------------
-def start(env: str, state_dir: Path, progress=print) -> str:
+def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
+    """Start the lab of this env serving `region` (or return the running one, if it serves it)."""
     state_dir = Path(state_dir).resolve()
     check_prerequisites()
     info = status(env, state_dir)
     if info and info["ready"] and _api_answers(info["endpoint"]):
-        return info["endpoint"]
+        running = attach(env, state_dir)
+        if running and running.region != region:
+            raise LabError(f"the local lab of env {env!r} serves region {running.region}, not {region}; "
+                           f"pass --region {running.region}, or remove it first (provision.py down)")
+        if running:
+            return running
     if info:  # a daemon that never got ready: start over
         stop(env, state_dir, progress=progress)
     elif _leftovers(env, state_dir):
@@ -101,7 +132,7 @@ def start(env: str, state_dir: Path, progress=print) -> str:
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     log = open(state_dir / LOG_FILE, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "lab.daemon", "run", "--env", env, "--state-dir", str(state_dir),
-                             "--base", str(base), "--repo", str(repo)],
+                             "--region", region, "--base", str(base), "--repo", str(repo)],
                             cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     log.close()
@@ -111,8 +142,8 @@ def start(env: str, state_dir: Path, progress=print) -> str:
         if proc.poll() is not None:
             raise LabError(f"the lab daemon exited at start ({_log_tail(state_dir)})")
         if state and state.get("ready") and _api_answers(state["endpoint"]):
-            progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']}")
-            return state["endpoint"]
+            progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']} ({region})")
+            return LabApi.from_state(state)
         time.sleep(0.1)
     raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for the lab daemon's API to answer "
                    f"({_log_tail(state_dir)})")
@@ -248,7 +279,8 @@ def _run(args) -> None:
     import boto3
     from botocore.config import Config
 
-    from . import api_server
+    from emulator import server as api_server
+
     from .converge import Converger
 
     state_dir = Path(args.state_dir)
@@ -263,11 +295,13 @@ def _run(args) -> None:
     port = _free_port()
     api_server.serve(port)
     endpoint = f"http://127.0.0.1:{port}"
-    state = {"env": args.env, "pid": os.getpid(), "endpoint": endpoint, "ready": False,
+    state = {"env": args.env, "pid": os.getpid(), "endpoint": endpoint, "region": args.region, "ready": False,
              "state_dir": str(state_dir), "prefix": names.netns_prefix(args.env)}
     _write_state(state_dir, state)
     log(f"moto API at {endpoint}")
-    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    # The region is the caller's decision (the local target's), handed over on the command line:
+    # never read from AWS_* variables here, which may name another region than the one provisioned.
+    region = args.region
     ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
                        aws_secret_access_key="testing", config=Config(retries={"max_attempts": 2}))
     conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log,
@@ -295,6 +329,8 @@ def main(argv=None) -> int:
         s = sub.add_parser(name)
         s.add_argument("--env", default="twotier")
         s.add_argument("--state-dir", default=None)
+        if name in ("run", "start"):
+            s.add_argument("--region", default="us-east-1")
         if name == "run":
             s.add_argument("--base", required=True)
             s.add_argument("--repo", required=True)
@@ -305,7 +341,7 @@ def main(argv=None) -> int:
             args.state_dir = str(state_dir)
             _run(args)
         elif args.cmd == "start":
-            print(start(args.env, state_dir))
+            print(start(args.env, state_dir, args.region).endpoint)
         elif args.cmd == "stop":
             stop(args.env, state_dir)
         else:

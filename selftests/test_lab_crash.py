@@ -39,15 +39,15 @@ def test_start_is_idempotent_and_recovers_and_stop_cleans_after_a_crash(tmp_path
     except daemon.LabPrerequisiteError as exc:
         pytest.skip(str(exc))
     try:
-        endpoint = daemon.start(ENV, tmp_path, progress=print)
-        assert daemon.start(ENV, tmp_path, progress=print) == endpoint, "a second start() made a second lab"
+        endpoint = daemon.start(ENV, tmp_path, "us-east-1", progress=print).endpoint
+        assert daemon.start(ENV, tmp_path, "us-east-1", progress=print).endpoint == endpoint, "a second start() made a second lab"
         inst = one_instance(endpoint)
         daemon.wait_settled(tmp_path, timeout=60)
         assert instances.nspawn_pids_of(ENV)
         crash(tmp_path)
         assert daemon.status(ENV, tmp_path) is None
         # A new start cleans the dead lab's leftovers (its API state died with it) and starts fresh.
-        endpoint2 = daemon.start(ENV, tmp_path, progress=print)
+        endpoint2 = daemon.start(ENV, tmp_path, "us-east-1", progress=print).endpoint
         assert not instances.nspawn_pids_of(ENV)
         assert not netns.exists(names.instance_ns(ENV, inst))
         one_instance(endpoint2)   # a second instance for the next crash to leave behind

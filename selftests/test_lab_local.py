@@ -109,7 +109,7 @@ def lab(tmp_path_factory):
     HOST_VIEW.update(host_network())
     try:
         with timed("start (image + mirror cached unless cold)"):
-            endpoint = daemon.start(ENV, state_dir, progress=print)
+            endpoint = daemon.start(ENV, state_dir, "us-east-1", progress=print).endpoint
         ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         with timed("provision through the API"):

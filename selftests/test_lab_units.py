@@ -7,7 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lab import api_server, gateways, names, security_groups
+from emulator import server as api_server
+from lab import gateways, names, security_groups
 from lab.world import Instance, Route, Rule, SecurityGroup, Subnet, Vpc, World, read
 
 
