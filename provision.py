@@ -19,7 +19,7 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from awsenv.errors import EnvError, one_line
-from awsenv.settings import OPTIONS, Settings
+from awsenv.settings import OPTIONS
 
 EXIT_ERROR = 2
 
@@ -41,8 +41,8 @@ def parse(argv):
         sp = sub.add_parser(name, help=help_text, description=help_text)
         if name == "drifts":
             continue
-        for opt, default, h in OPTIONS:
-            sp.add_argument(f"--{opt}", default=None, help=h + (f" [default: {default}]" if default else ""))
+        for o in OPTIONS:
+            sp.add_argument(f"--{o.name}", default=None, help=o.help + (f" [default: {o.default}]" if o.default else ""))
         if name == "up":
             sp.add_argument("--no-host-setup", action="store_true", help="skip installing Apache and MariaDB")
         if name == "drift":
@@ -55,12 +55,16 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def settings_of(args) -> Settings:
-    return Settings.build({opt: getattr(args, opt.replace("-", "_")) for opt, _, _ in OPTIONS})
+def environment_of(args):
+    """The Environment named by the options, its target not yet opened."""
+    from awsenv.environment import Environment
+    from awsenv.targets import make_target
+
+    return Environment(make_target({o.dest: getattr(args, o.dest) for o in OPTIONS}))
 
 
 def cmd_drifts(_args) -> int:
-    from awsenv.drifts import CATALOGUE
+    from awsenv.provisioning.drifts import CATALOGUE
 
     for d in CATALOGUE:
         where = "host" if d.needs_hosts else "api"
@@ -68,146 +72,141 @@ def cmd_drifts(_args) -> int:
     return 0
 
 
-def run_for(args):
-    from awsenv.session import Run
-
-    return Run.create(settings_of(args), provision=False, keep=True, selectors=None)
-
-
-def open_api(run, start: bool) -> None:
-    """Reach the environment's API: on local, the kept lab (or a new one for `up`)."""
-    if run.target.name == "local" and not start:
-        if not run.target.attach():
-            raise EnvError(f"no local environment {run.settings.env!r} is running "
-                           f"(`python provision.py up --env {run.settings.env}` builds one)")
-        return
-    run.target.start(progress=print)
-    if run.target.name == "moto":
-        print("note: the moto target holds the API in this process only; what it builds is gone when the "
-              "command ends (use --target local for a kept environment)")
+def attach(env) -> None:
+    """Reach the environment's API without creating anything (a kept environment)."""
+    if not env.target.attach(progress=print):
+        raise EnvError(f"no {env.target.name} environment {env.settings.env!r} to reach"
+                       + (" (the moto target keeps nothing between commands; use --target local)"
+                          if not env.target.persistent else
+                          f" (`python provision.py up --env {env.settings.env}` builds one)"))
 
 
 def cmd_up(args) -> int:
-    from awsenv import teardown
+    from awsenv.lifecycle import Lifecycle
+    from awsenv.provisioning import teardown
+    from awsenv.provisioning.provisioner import Provisioner
 
-    from awsenv.provisioner import Provisioner
-
-    run = run_for(args)
-    run.provision = True
-    run.settings.require_admin_cidr()
-    open_api(run, start=True)
+    env = environment_of(args)
+    env.settings.require_admin_cidr()
+    target = env.target
+    lifecycle = Lifecycle(env, provision=True, keep=True)
+    target.prepare(progress=print)
+    started = target.open(progress=print)
+    provisioner = Provisioner(target, env.settings, progress=print)
     try:
         # Bad input (image, env name taken, ...) fails here, before anything is created: one line.
-        Provisioner(run.target, run.settings, progress=lambda _: None).check_inputs()
-    except BaseException:
-        if run.target.name == "local":
-            run.target.stop(progress=print)
-        raise
-    try:
-        if args.no_host_setup or not run.target.host_access:
-            Provisioner(run.target, run.settings).up()
+        provisioner.check_inputs()
+        if args.no_host_setup or not target.host_access:
+            provisioner.up()
         else:
-            run.build()
-    except (EnvError, KeyboardInterrupt, BotoCoreError, ClientError) as exc:
-        # Nothing half-built is left: remove what this attempt made, then say what went wrong.
-        print(f"up failed ({one_line(exc) or 'interrupted'}); removing what was made", file=sys.stderr)
+            lifecycle.build(provisioner)
+    except BaseException as exc:
+        # Nothing half-built is left, and nothing that was there before is touched: remove
+        # exactly what this attempt created, whatever the failure was.
+        created = provisioner.created
+        print(f"up failed ({one_line(exc) or 'interrupted'}); "
+              f"{'removing the ' + str(len(created)) + ' resources this attempt made' if created else 'nothing was made'}",
+              file=sys.stderr)
         try:
-            left = teardown.down(run.target, run.settings, progress=print)
-            for line in left.lines():
-                print(line, file=sys.stderr)
+            if created:
+                left = teardown.down(target, env.settings, progress=print, only=created)
+                for line in left.lines():
+                    print(line, file=sys.stderr)
         finally:
-            if run.target.name == "local":
-                run.target.stop(progress=print)
+            env.drop_connections()
+            if started:
+                target.close(progress=print)
         raise
-    print_status(run)
-    if run.target.host_access:
-        write_ssh_config(run)
-    if run.target.name == "moto":
-        run.target.stop()
+    print_status(env)
+    if target.host_access:
+        write_ssh_config(env)
+    env.drop_connections()
+    if not target.persistent:
+        print("note: the moto target holds the API in this process only; what it built is gone now "
+              "(use --target local for a kept environment)")
+        target.close()
     return 0
 
 
-def print_status(run) -> None:
-    snap = run.snapshot()
-    if run.target.endpoint_url():
-        print(f"API endpoint: {run.target.endpoint_url()}  (AWS_ENDPOINT_URL={run.target.endpoint_url()} "
-              f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={run.settings.region})")
+def print_status(env) -> None:
+    snap = env.snapshot()
+    cli = env.target.cli_environment()
+    if cli:
+        print("API: " + " ".join(f"{k}={v}" for k, v in cli.items()))
     for kind, rid, detail in snap.resources():
         print(f"{kind:<18} {rid:<28} {detail}")
 
 
-def write_ssh_config(run) -> str:
-    from awsenv.ssh import ssh_config
+def write_ssh_config(env) -> str:
+    from awsenv.hosts.ssh import ssh_config
 
-    snap = run.snapshot()
-    proxy = run.target.proxy_command() if hasattr(run.target, "proxy_command") else None
-    text = ssh_config(run.settings, snap.web.public_ip, snap.db.private_ip, proxy)
-    path = run.settings.state_dir / "ssh_config"
+    snap = env.snapshot()
+    text = ssh_config(env.settings, snap.web.public_ip, snap.db.private_ip, env.target.proxy_command())
+    path = env.settings.state_dir / "ssh_config"
     path.write_text(text)
     return str(path)
 
 
 def cmd_status(args) -> int:
-    run = run_for(args)
-    open_api(run, start=False)
-    print_status(run)
+    env = environment_of(args)
+    attach(env)
+    print_status(env)
     return 0
 
 
 def cmd_ssh_config(args) -> int:
-    run = run_for(args)
-    open_api(run, start=False)
-    path = write_ssh_config(run)
+    env = environment_of(args)
+    attach(env)
+    path = write_ssh_config(env)
     print(open(path).read(), end="")
     print(f"# written to {path}: ssh -F {path} web   |   ssh -F {path} db", file=sys.stderr)
     return 0
 
 
 def cmd_down(args) -> int:
-    from awsenv import teardown
+    from awsenv.provisioning import teardown
 
-    run = run_for(args)
-    if run.target.name == "moto":
-        print("the moto target keeps nothing between commands: nothing to remove")
+    env = environment_of(args)
+    target = env.target
+    if not target.persistent:
+        print(f"the {target.name} target keeps nothing between commands: nothing to remove")
         return 0
-    if run.target.name == "local" and not run.target.attach():
-        print(f"no API running for {run.settings.env!r}; cleaning the lab's leftovers")
-        run.target.stop(progress=print)
+    if not target.attach(progress=print):
+        print(f"no API running for {env.settings.env!r}; cleaning up what a crashed lab may have left")
+        target.close(progress=print)
         return 0
-    if run.target.name == "aws":
-        run.target.start(progress=print)
-    left = teardown.down(run.target, run.settings, progress=print)
-    if run.target.name == "local":
-        run.target.stop(progress=print)
+    left = teardown.down(target, env.settings, progress=print)
+    target.close(progress=print)
     if left:
         for line in left.lines():
             print(line, file=sys.stderr)
         return 1
-    print(f"env {run.settings.env}: nothing left")
+    print(f"env {env.settings.env}: nothing left")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from awsenv import sweep
+    from awsenv.provisioning import sweep
 
     older_than = sweep.parse_duration(args.older_than)
-    run = run_for(args)
-    if run.target.name == "moto":
-        print("the moto target keeps nothing between commands: nothing to sweep")
+    env = environment_of(args)
+    if not env.target.persistent:
+        print(f"the {env.target.name} target keeps nothing between commands: nothing to sweep")
         return 0
-    open_api(run, start=False)
-    left = sweep.sweep(run.target, run.settings, older_than, dry_run=args.dry_run, progress=print)
+    attach(env)
+    left = sweep.sweep(env.target, env.settings, older_than, dry_run=args.dry_run, progress=print)
     for line in left:
         print(line, file=sys.stderr)
     return 1 if left else 0
 
 
 def cmd_drift(args) -> int:
-    from awsenv.drifts import apply_drift, revert_drift
+    from awsenv.provisioning.drifts import apply_drift, revert_drift
 
-    run = run_for(args)
-    open_api(run, start=False)
-    d = (revert_drift if args.revert else apply_drift)(args.name, run)
+    env = environment_of(args)
+    attach(env)
+    d = (revert_drift if args.revert else apply_drift)(args.name, env)
+    env.drop_connections()
     print(f"{'reverted' if args.revert else 'applied'} drift {d.name}: {d.description}")
     return 0
 
@@ -226,6 +225,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - SSH, OS and parser errors: one line, never a traceback wall
+        print(f"error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 
 from awsenv.errors import EnvError
-from awsenv.sweep import parse_duration
+from awsenv.provisioning.sweep import parse_duration
 from selftests.moto_server import check_suite, nothing_left, provision, up_args
 
 

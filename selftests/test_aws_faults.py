@@ -70,12 +70,30 @@ def test_fault_injector_refuses_anything_but_a_local_endpoint(monkeypatch):
     import pytest
 
     from awsenv.errors import EnvError
-    from awsenv.faults import install_from_env
+    from selftests.faults import install_from_env
 
     monkeypatch.setenv("TWOTIER_TEST_FAULTS", '{"rate": 0.2}')
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
     events = boto3.Session(region_name="us-east-1").events
     for endpoint in ("", "https://ec2.us-east-1.amazonaws.com", "http://10.0.0.1:5000"):
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         with pytest.raises(EnvError, match="for tests only"):
-            install_from_env(events, None, in_process=False)
-    assert install_from_env(events, "http://127.0.0.1:5000", in_process=False) is not None
+            install_from_env(events)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    assert install_from_env(events) is not None
+    # A service-specific endpoint or "ignore the configured endpoints" would send requests elsewhere.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "https://ec2.us-east-1.amazonaws.com")
+    with pytest.raises(EnvError, match="for tests only"):
+        install_from_env(events)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_EC2")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    with pytest.raises(EnvError, match="for tests only"):
+        install_from_env(events)
+    # And each request's own URL is checked again: a client pointed elsewhere is never answered.
+    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    install_from_env(session.events)
+    client = session.client("ec2", endpoint_url="http://10.0.0.1:5000")
+    with pytest.raises(EnvError, match="refusing to touch a request"):
+        client.describe_vpcs()

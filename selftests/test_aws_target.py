@@ -15,10 +15,11 @@ import pytest
 
 from awsenv import waits
 from awsenv.errors import EnvError
-from awsenv.provisioner import Provisioner
-from awsenv.settings import Settings
-from awsenv.ssh import Connections
-from awsenv.targets import RETRY_CONFIG, make_target
+from awsenv.hosts.os_table import classify_os_release
+from awsenv.hosts.ssh import PIN_FILE, Connections
+from awsenv.provisioning.provisioner import Provisioner
+from awsenv.targets import make_target
+from awsenv.targets.base import RETRY_CONFIG
 from selftests.moto_server import ADMIN, check_suite, nothing_left, provision, up_args
 
 AL2_PARAM = "ssm:/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
@@ -29,11 +30,10 @@ def in_process_target(aws_server, monkeypatch, tmp_path, **values):
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)
     monkeypatch.delenv("TWOTIER_TEST_FAULTS", raising=False)
-    settings = Settings.build({"target": "aws", "env": "inproc", "admin_cidr": ADMIN, "state_dir": str(tmp_path),
-                               **values})
-    target = make_target(settings)
-    target.start(progress=lambda m: None)
-    return target, settings
+    target = make_target({"target": "aws", "env": "inproc", "admin_cidr": ADMIN, "state_dir": str(tmp_path),
+                          **values})
+    target.open(progress=lambda m: None)
+    return target, target.settings
 
 
 def test_up_check_down_keeps_the_private_key_private(aws, tmp_path):
@@ -76,7 +76,25 @@ def test_image_from_ssm_parameter_and_amazon_linux_2_warned(aws, monkeypatch, tm
     image = Provisioner(target, settings, progress=said.append).resolve_image()
     assert image.startswith("ami-")
     assert any("warning: Amazon Linux 2 reached end of life" in m for m in said), said
-    assert settings.os_family == "amazon-linux-2"
+
+
+@pytest.mark.parametrize("os_release,family,web,db", [
+    ('NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n',
+     "amazon-linux-2", "httpd", "mariadb-server"),
+    ('NAME="Amazon Linux"\nVERSION="2023"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n',
+     "amazon-linux-2023", "httpd", "mariadb105-server"),
+    ('PRETTY_NAME="Ubuntu 24.04 LTS"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n', "debian", "apache2",
+     "mariadb-server"),
+    ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', "debian", "apache2",
+     "mariadb-server"),
+    ('NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n', "rhel", "httpd",
+     "mariadb-server"),
+], ids=["al2", "al2023", "ubuntu", "debian", "rocky"])
+def test_os_family_comes_from_the_hosts_os_release(os_release, family, web, db):
+    fam = classify_os_release(os_release)
+    assert (fam.name, fam.web_package, fam.db_package) == (family, web, db)
+    with pytest.raises(EnvError, match="unsupported OS"):
+        classify_os_release('ID=plan9\nPRETTY_NAME="Plan 9"\n')
 
 
 def test_client_tokens_imdsv2_nat_first_and_waits_overlap(aws, monkeypatch, tmp_path):
@@ -198,14 +216,14 @@ class _LoopbackTarget:
 
 
 def test_host_key_pinned_on_first_contact_and_change_fails(tmp_path):
-    settings = Settings.build({"target": "moto", "state_dir": str(tmp_path)})
+    settings = make_target({"target": "moto", "state_dir": str(tmp_path)}).settings
     user_key = paramiko.Ed25519Key.from_private_key_file(_new_key(tmp_path))
     first, second = paramiko.RSAKey.generate(2048), paramiko.RSAKey.generate(2048)
 
     port, _ = _ssh_server(first)
     conns = Connections(_LoopbackTarget(port), settings, "web.example", "db.example", user_key)
     conns.open_web().close()
-    pinned = (tmp_path / "known_hosts").read_text()
+    pinned = (tmp_path / PIN_FILE).read_text()
     assert "web.example" in pinned and first.get_base64() in pinned, pinned
 
     port, _ = _ssh_server(first)       # same key again: accepted
@@ -217,7 +235,7 @@ def test_host_key_pinned_on_first_contact_and_change_fails(tmp_path):
         conns.open_web()
     message = str(err.value)
     assert "CHANGED" in message and "web.example" in message and "\n" not in message, message
-    assert second.get_base64() not in (tmp_path / "known_hosts").read_text(), "a changed key must not be pinned"
+    assert second.get_base64() not in (tmp_path / PIN_FILE).read_text(), "a changed key must not be pinned"
 
 
 def _new_key(tmp_path) -> str:

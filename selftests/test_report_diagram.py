@@ -5,10 +5,10 @@ Synthetic snapshots and verdict maps, no AWS: the drawing is a pure function of 
 import dataclasses
 import xml.etree.ElementTree as ET
 
-from awsenv.snapshot import (ElasticIp, Instance, InternetGateway, NatGateway, Permission, Route, RouteTable,
+from awsenv.discovery.snapshot import (ElasticIp, Instance, InternetGateway, NatGateway, Permission, Route, RouteTable,
                              SecurityGroup, Snapshot, Subnet, Vpc)
-from fixtures.article import parse_article
-from fixtures.diagram import PARTS, combine, render_svg
+from fixtures.report.article import parse_article
+from fixtures.report.diagram import PARTS, combine, render_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

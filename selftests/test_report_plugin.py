@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 from _pytest.reports import TestReport
 
-from fixtures.article import parse_article
+from fixtures.report.article import parse_article
 from fixtures.report import Check, ReviewReport, _verdict
-from fixtures.report_html import sections_html
+from fixtures.report.html import sections_html
 
 
 def report(outcome="passed", when="call", longrepr=None, **attrs) -> TestReport:

@@ -13,10 +13,22 @@ import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.host import Host
 
-from .errors import EnvError, one_line
-from .settings import Settings
-from .targets import Target
-from .waits import wait_until
+from ..errors import EnvError, one_line
+from ..settings import Settings
+from ..targets import Target
+from ..waits import wait_until
+from .os_table import OsFamily, classify_os_release
+
+PIN_FILE = "twotier-known-hosts"    # a name of our own: never a user's known_hosts
+
+
+def pin_file(settings: Settings) -> Path:
+    return settings.state_dir / PIN_FILE
+
+
+def forget_pins(settings: Settings) -> None:
+    """The hosts are gone; the next environment reuses their addresses with new keys."""
+    pin_file(settings).unlink(missing_ok=True)
 
 
 class PinOnFirstContact(paramiko.MissingHostKeyPolicy):
@@ -55,11 +67,12 @@ class Connections:
         self.web_addr = web_addr
         self.db_addr = db_addr
         self.key = key
-        self.known_hosts = settings.state_dir / "known_hosts"
+        self.known_hosts = pin_file(settings)
         self.opened = 0           # connections this process opened (benchmarks count them)
         self.commands: list[tuple[str, str]] = []   # (role, command) run by checks, for the floor benchmark
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._failed: dict[str, str] = {}
+        self._os: dict[str, OsFamily] = {}
         self._lock = threading.RLock()
 
     def _client(self) -> paramiko.SSHClient:
@@ -122,10 +135,20 @@ class Connections:
 
     close = forget
 
-    def run(self, role: str, command: str, timeout: float = 600) -> "Result":
+    def execute(self, role: str, command: str, timeout: float = 600) -> "Result":
         """Run a command on a role's host over the shared connection."""
         self.commands.append((role, command))
-        return run(getattr(self, role)(), command, timeout=timeout)
+        return execute(getattr(self, role)(), command, timeout=timeout)
+
+    def os_family(self, role: str) -> OsFamily:
+        """The host's OS family, read from its /etc/os-release once (never guessed from an image name)."""
+        with self._lock:
+            if role not in self._os:
+                result = self.execute(role, "cat /etc/os-release")
+                if result.rc != 0:
+                    raise EnvError(f"could not read /etc/os-release on the {role} server: {result.stderr.strip()}")
+                self._os[role] = classify_os_release(result.stdout)
+            return self._os[role]
 
     def host(self, role: str) -> Host:
         return Host(SharedClientBackend(role, getattr(self, role), self.commands))
@@ -136,7 +159,7 @@ class Connections:
             with self._lock:
                 self._clients.pop(role, None)
                 self._failed.pop(role, None)
-            return run(getattr(self, role)(), "true").rc == 0
+            return execute(getattr(self, role)(), "true").rc == 0
         wait_until(ready, f"SSH on the {role} server to accept the key", timeout, progress, delay=2)
 
 
@@ -165,7 +188,7 @@ class Result:
         return f"$ {self.command}\n{self.stdout}{self.stderr}(exit {self.rc})"
 
 
-def run(client: paramiko.SSHClient, command: str, timeout: float = 600) -> Result:
+def execute(client: paramiko.SSHClient, command: str, timeout: float = 600) -> Result:
     chan = client.get_transport().open_session(timeout=15)
     chan.settimeout(timeout)
     chan.exec_command(command)
@@ -176,11 +199,20 @@ def run(client: paramiko.SSHClient, command: str, timeout: float = 600) -> Resul
 
 def ssh_config(settings: Settings, web_addr: str, db_addr: str, proxy_command: str | None) -> str:
     """An ssh_config a person can use with OpenSSH: `ssh -F FILE web`, `ssh -F FILE db`."""
-    common = (f"  User {settings.ssh_user}\n  IdentityFile {settings.key_file}\n  IdentitiesOnly yes\n"
-              f"  UserKnownHostsFile {settings.state_dir / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n"
-              f"  ControlMaster auto\n  ControlPath {settings.state_dir}/cm-%r@%h:%p\n  ControlPersist 60\n")
+    common = (f"  User {settings.ssh_user}\n  IdentityFile {_quoted(settings.key_file)}\n  IdentitiesOnly yes\n"
+              f"  UserKnownHostsFile {_quoted(pin_file(settings))}\n  StrictHostKeyChecking accept-new\n"
+              f"  ControlMaster auto\n  ControlPath {_quoted(settings.state_dir / 'cm-%r@%h:%p')}\n"
+              "  ControlPersist 60\n")
     web = f"Host web\n  HostName {web_addr}\n{common}"
     if proxy_command:
         web += f"  ProxyCommand {proxy_command}\n"
     db = f"Host db\n  HostName {db_addr}\n{common}  ProxyJump web\n"
     return f"# environment {settings.env} on target {settings.target}\n{web}\n{db}"
+
+
+def _quoted(path: Path) -> str:
+    """A path as one ssh_config argument; a path that can't be one is refused, never spliced in."""
+    text = str(path)
+    if any(c in text for c in '"\n\r'):
+        raise EnvError(f"path {text!r} can't be written into an ssh_config (quote or newline in it)")
+    return f'"{text}"'

@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
 from . import tags
-from .errors import EnvError
+from ..errors import EnvError
 from .ledger import Ledger
-from .settings import Settings
-from .targets import Target
-from .waits import wait_all, wait_with_waiter
+from ..settings import Settings
+from ..targets import Target
+from ..waits import wait_all, wait_with_waiter
 
 WORLD = "0.0.0.0/0"
 
@@ -49,9 +50,16 @@ class Provisioner:
         self.ledger = Ledger(settings.state_dir)
         self.run_id = uuid.uuid4().hex[:12]
         self.b = Built()
+        # What this very process created, so a failed `up` removes exactly that and nothing that
+        # was there before (an earlier `up` of the same environment).
+        self.created: set[tuple[str, str]] = set()
+
+    def _made(self, kind: str, resource_id: str) -> None:
+        self.created.add((kind, resource_id))
+        self.ledger.record(kind, resource_id)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _find(self, op: str, key: str, role: str, extra: list[dict] | None = None) -> list[dict]:
+    def _find(self, op: str, key: str, role: str | None, extra: list[dict] | None = None) -> list[dict]:
         return getattr(self.ec2, op)(Filters=tags.env_filter(self.s.env, role) + (extra or []))[key]
 
     def _token(self, role: str) -> str:
@@ -111,39 +119,40 @@ class Provisioner:
             raise EnvError(f"image {image} does not exist in {self.s.region}")
         return image
 
+    def exists(self) -> bool:
+        """Anything of this environment already in the account (tagged Project and Env)?"""
+        return bool(self._find("describe_vpcs", "Vpcs", None) or [
+            i for r in self._find("describe_instances", "Reservations", None,
+                                  [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+            for i in r["Instances"]])
+
     def ensure_key_pair(self) -> None:
+        """The key pair is made here and only its public half is imported: the API never holds the
+        private key (a kept lab's API, a proxy, a debug log can't leak it)."""
+        from ..hosts.ssh import load_key
+
         name = self.s.key_name
         key_file = self.s.key_file
         existing = self.ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])["KeyPairs"]
-        if existing and key_file.exists():
+        if existing:
+            if not key_file.exists():
+                # AWS never hands a private half out: without our copy the pair can't log in, and
+                # deleting it would lock out the servers already launched with it.
+                raise EnvError(f"key pair {name} exists but its private key {key_file} is missing; pass the key "
+                               f"with --ssh-key, or remove the environment (provision.py down --env {self.s.env})")
             self.say(f"key pair {name}: exists")
             return
-        if self.s.ssh_key and not existing:
-            # The user's own key (--ssh-key): import its public half; never overwrite their file.
-            from .ssh import load_key
-
-            key = load_key(self.s.ssh_key)
-            self._call("import key pair", self.ec2.import_key_pair, KeyName=name,
-                       PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode(),
-                       TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
-            self.ledger.record("key-pair", name)
-            self.say(f"key pair {name}: imported the public half of {self.s.ssh_key}")
-            return
-        if existing:
-            # AWS never hands the private half out again: without our copy the pair is useless.
-            self.say(f"key pair {name}: private key file missing, creating the pair again")
-            self.ec2.delete_key_pair(KeyName=name)
-        kp = self._call("create key pair", self.ec2.create_key_pair, KeyName=name, KeyType="ed25519",
-                        TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
-        self.ledger.record("key-pair", name)
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        # Created 0600 from the first byte (no window where another user could read it); the
-        # material is never printed, logged or put in a report.
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(kp["KeyMaterial"])
-        self.say(f"key pair {name}: created, private key saved to {key_file} (0600)")
+        if self.s.ssh_key:
+            key = load_key(self.s.ssh_key)      # the user's own key: import its public half only
+            source = str(self.s.ssh_key)
+        else:
+            key = write_new_key(key_file)
+            source = f"a new key saved to {key_file} (0600)"
+        self._call("import key pair", self.ec2.import_key_pair, KeyName=name,
+                   PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode(),
+                   TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
+        self._made("key-pair", name)
+        self.say(f"key pair {name}: imported the public half of {source}")
 
     def ensure_vpc(self) -> None:
         found = self._find("describe_vpcs", "Vpcs", "vpc")
@@ -153,7 +162,7 @@ class Provisioner:
             vpc = self._call("create VPC", self.ec2.create_vpc, CidrBlock=self.s.vpc_cidr,
                              TagSpecifications=tags.spec("vpc", self.s.env, "vpc"))["Vpc"]
             self.b.vpc_id = vpc["VpcId"]
-            self.ledger.record("vpc", self.b.vpc_id)
+            self._made("vpc", self.b.vpc_id)
             wait_with_waiter(self.ec2, "vpc_available", f"VPC {self.b.vpc_id} available", 120, self.say,
                              delay=2, VpcIds=[self.b.vpc_id])
         # DNS support and hostnames: the article's public DNS name (3.4) needs both.
@@ -177,7 +186,7 @@ class Provisioner:
                 sid = self._call(f"create {role} subnet", self.ec2.create_subnet, VpcId=self.b.vpc_id,
                                  CidrBlock=cidr, AvailabilityZone=az,
                                  TagSpecifications=tags.spec("subnet", self.s.env, role))["Subnet"]["SubnetId"]
-                self.ledger.record("subnet", sid)
+                self._made("subnet", sid)
             setattr(self.b, f"{role}_subnet_id", sid)
             self.say(f"{role} subnet {sid} {cidr}")
 
@@ -188,7 +197,7 @@ class Provisioner:
         else:
             igw = self._call("create internet gateway", self.ec2.create_internet_gateway,
                              TagSpecifications=tags.spec("internet-gateway", self.s.env, "igw"))["InternetGateway"]
-            self.ledger.record("internet-gateway", igw["InternetGatewayId"])
+            self._made("internet-gateway", igw["InternetGatewayId"])
         self.b.igw_id = igw["InternetGatewayId"]
         if not any(a["VpcId"] == self.b.vpc_id for a in igw.get("Attachments", [])):
             self._call("attach internet gateway", self.ec2.attach_internet_gateway,
@@ -202,7 +211,7 @@ class Provisioner:
         else:
             rt = self._call(f"create {role} route table", self.ec2.create_route_table, VpcId=self.b.vpc_id,
                             ClientToken=self._token(role), TagSpecifications=tags.spec("route-table", self.s.env, role))["RouteTable"]
-            self.ledger.record("route-table", rt["RouteTableId"])
+            self._made("route-table", rt["RouteTableId"])
         rt_id = rt["RouteTableId"]
         current = next((r for r in rt.get("Routes", []) if r.get("DestinationCidrBlock") == WORLD), None)
         wanted_target = next(iter(route.values()))
@@ -233,7 +242,7 @@ class Provisioner:
         gid = self._call(f"create {role} security group", self.ec2.create_security_group,
                          GroupName=f"{self.s.env}-{role}", Description=description, VpcId=self.b.vpc_id,
                          TagSpecifications=tags.spec("security-group", self.s.env, role))["GroupId"]
-        self.ledger.record("security-group", gid)
+        self._made("security-group", gid)
         return gid
 
     def _allow(self, group_id: str, permissions: list[dict]) -> None:
@@ -268,7 +277,7 @@ class Provisioner:
             return found[0]
         eip = self._call(f"allocate {role}", self.ec2.allocate_address, Domain="vpc",
                          TagSpecifications=tags.spec("elastic-ip", self.s.env, role))
-        self.ledger.record("elastic-ip", eip["AllocationId"])
+        self._made("elastic-ip", eip["AllocationId"])
         return eip
 
     def ensure_nat_gateway(self) -> None:
@@ -282,7 +291,7 @@ class Provisioner:
             nat = self._call("create NAT gateway", self.ec2.create_nat_gateway, SubnetId=self.b.public_subnet_id,
                              AllocationId=eip["AllocationId"], ClientToken=self._token("nat"),
                              TagSpecifications=tags.spec("natgateway", self.s.env, "nat"))["NatGateway"]
-            self.ledger.record("nat-gateway", nat["NatGatewayId"])
+            self._made("nat-gateway", nat["NatGatewayId"])
             self.b.nat_id = nat["NatGatewayId"]
             self.b.nat_eip = eip["PublicIp"]
         self.say(f"NAT gateway {self.b.nat_id} in {self.b.public_subnet_id}, EIP {self.b.nat_eip} (billed hourly)")
@@ -307,7 +316,7 @@ class Provisioner:
                                               "AssociatePublicIpAddress": False}],
                           MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
                           TagSpecifications=tags.spec("instance", self.s.env, role))["Instances"][0]
-        self.ledger.record("instance", inst["InstanceId"])
+        self._made("instance", inst["InstanceId"])
         self.say(f"{role} instance {inst['InstanceId']} launched ({self.s.instance_type}, {self.b.image_id})")
         return inst["InstanceId"]
 
@@ -334,3 +343,23 @@ class Provisioner:
         self.b.web_eip = eip["PublicIp"]
         self.say(f"web Elastic IP {self.b.web_eip} -> {self.b.web_id}")
 
+
+
+def write_new_key(path: Path):
+    """A new ed25519 key written to path, 0600 from the first byte, never over an existing file
+    nor through a symlink (the state directory may be one the user shares with other files)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    import paramiko
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                    serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise EnvError(f"{path} already exists and is not this environment's key; refusing to overwrite it "
+                       "(choose another --state-dir, or pass it with --ssh-key if it is the key to use)") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return paramiko.Ed25519Key.from_private_key_file(str(path))

@@ -1,8 +1,11 @@
 """TEST-ONLY fault injector: throttling, 5xx answers and signals at chosen API calls.
 
-Enabled only by the environment variable TWOTIER_TEST_FAULTS (a JSON object), and only when the
-API is a local endpoint (AWS_ENDPOINT_URL on 127.0.0.1, or the in-process moto target): it can
-never make a run against real AWS misbehave. The selftests use it to prove that `up`, the checks
+Nothing in the product loads it: the self-tests start provision.py and pytest with
+selftests/faultsite on PYTHONPATH, whose sitecustomize installs it into every boto3 session of
+that process when TWOTIER_TEST_FAULTS (a JSON object) is set. It works only against a loopback
+endpoint: the configured endpoints (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2) are checked at
+install, and every request's own URL again before it is answered, so it can never make a run
+against real AWS misbehave. The selftests use it to prove that `up`, the checks
 and `down` survive a flaky API and interruptions at any point. Keys:
 
     rate     fraction of HTTP attempts answered with a fault instead of being sent (default 0)
@@ -35,7 +38,7 @@ from urllib.parse import urlparse
 
 from botocore.awsrequest import AWSResponse
 
-from .errors import EnvError
+from awsenv.errors import EnvError
 
 ENV_VAR = "TWOTIER_TEST_FAULTS"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -112,6 +115,8 @@ class FaultInjector:
 
     def before_send(self, request, event_name, **_):
         _, service, op = event_name.split(".", 2)
+        if urlparse(request.url).hostname not in LOOPBACK:
+            raise EnvError(f"{ENV_VAR} is for tests only: refusing to touch a request to {request.url.split('?')[0]}")
         with self._lock:
             draw = self.random.random()
             lose = self.lost and op.startswith(CREATING) and self.random.random() < self.lost
@@ -149,15 +154,22 @@ def _scale_backoff(scale: float) -> None:
     standard.ExponentialBackoff.delay_amount = delay_amount
 
 
-def install_from_env(events, endpoint_url: str | None, in_process: bool) -> FaultInjector | None:
+def _configured_endpoints() -> list[str]:
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return [""]       # the endpoints are ignored: requests would go to real AWS
+    return [os.environ.get(name, "") for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
+            if name == "AWS_ENDPOINT_URL" or os.environ.get(name)]
+
+
+def install_from_env(events) -> FaultInjector | None:
     """Install the injector on a boto3 session's events when TWOTIER_TEST_FAULTS asks for it."""
     text = os.environ.get(ENV_VAR)
     if not text:
         return None
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL", "")
-    if not in_process and urlparse(endpoint).hostname not in LOOPBACK:
-        raise EnvError(f"{ENV_VAR} is for tests only: it works against a local endpoint (AWS_ENDPOINT_URL on "
-                       f"127.0.0.1), never against {endpoint or 'real AWS'}; unset it")
+    for endpoint in _configured_endpoints():
+        if urlparse(endpoint).hostname not in LOOPBACK:
+            raise EnvError(f"{ENV_VAR} is for tests only: it works against a local endpoint (AWS_ENDPOINT_URL on "
+                           f"127.0.0.1), never against {endpoint or 'real AWS'}; unset it")
     try:
         spec = json.loads(text)
     except ValueError as exc:
@@ -165,3 +177,16 @@ def install_from_env(events, endpoint_url: str | None, in_process: bool) -> Faul
     injector = FaultInjector(spec)
     injector.install(events)
     return injector
+
+
+def install_into_every_session() -> None:
+    """Called by selftests/faultsite/sitecustomize.py: every boto3 session this process makes."""
+    import boto3.session
+
+    original = boto3.session.Session.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        install_from_env(self.events)
+
+    boto3.session.Session.__init__ = __init__

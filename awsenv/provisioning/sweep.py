@@ -11,10 +11,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
 
-from . import tags, teardown
-from .errors import EnvError
-from .settings import REPO_ROOT, Settings
-from .targets import Target
+from ..errors import EnvError
+from ..settings import Settings, check_env_name
+from ..targets import Target
+from . import kinds, tags, teardown
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
@@ -25,7 +25,10 @@ def parse_duration(text: str) -> dt.timedelta:
     if not m or not any(m.groups()):
         raise EnvError(f"bad --older-than {text!r}: a duration such as 30m, 2h, 1d or 1h30m")
     days, hours, minutes = (int(g or 0) for g in m.groups())
-    return dt.timedelta(days=days, hours=hours, minutes=minutes)
+    try:
+        return dt.timedelta(days=days, hours=hours, minutes=minutes)
+    except OverflowError:
+        raise EnvError(f"bad --older-than {text!r}: longer than any environment can be old") from None
 
 
 @dataclass
@@ -57,31 +60,21 @@ def _age(delta: dt.timedelta) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def project_environments(ec2) -> dict[str, EnvFound]:
+def project_environments(ec2, progress=print) -> dict[str, EnvFound]:
     """Every environment that carries our Project tag, with its oldest CreatedAt and ExpiresAt."""
-    f = [{"Name": "tag:Project", "Values": [tags.PROJECT]}]
-    listings = [
-        ("nat-gateway", lambda: [(n["NatGatewayId"], n.get("Tags")) for n in
-                                 ec2.describe_nat_gateways(Filters=f)["NatGateways"] if n["State"] != "deleted"]),
-        ("elastic-ip", lambda: [(a["AllocationId"], a.get("Tags")) for a in ec2.describe_addresses(Filters=f)["Addresses"]]),
-        ("instance", lambda: [(i["InstanceId"], i.get("Tags")) for r in ec2.describe_instances(Filters=f)["Reservations"]
-                              for i in r["Instances"] if i["State"]["Name"] != "terminated"]),
-        ("vpc", lambda: [(v["VpcId"], v.get("Tags")) for v in ec2.describe_vpcs(Filters=f)["Vpcs"]]),
-        ("subnet", lambda: [(s["SubnetId"], s.get("Tags")) for s in ec2.describe_subnets(Filters=f)["Subnets"]]),
-        ("internet-gateway", lambda: [(g["InternetGatewayId"], g.get("Tags")) for g in
-                                      ec2.describe_internet_gateways(Filters=f)["InternetGateways"]]),
-        ("security-group", lambda: [(g["GroupId"], g.get("Tags")) for g in
-                                    ec2.describe_security_groups(Filters=f)["SecurityGroups"]]),
-        ("route-table", lambda: [(t["RouteTableId"], t.get("Tags")) for t in
-                                 ec2.describe_route_tables(Filters=f)["RouteTables"]]),
-        ("key-pair", lambda: [(k["KeyName"], k.get("Tags")) for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]),
-    ]
     envs: dict[str, EnvFound] = {}
-    for kind, listing in listings:
-        for rid, tag_list in listing():
+    for kind in kinds.KINDS:
+        for rid, tag_list in kind.listing(ec2, [{"Name": "tag:Project", "Values": [tags.PROJECT]}]):
             env = next((t["Value"] for t in tag_list or [] if t["Key"] == "Env"), None)
-            if env and tags.is_ours(tag_list, env):   # checked again here: moto ignores some tag filters
-                envs.setdefault(env, EnvFound(env)).note(tag_list, kind, rid)
+            if env is None or not tags.is_ours(tag_list, env):   # moto ignores some tag filters
+                continue
+            try:
+                check_env_name(env)
+            except EnvError:
+                # A name like "../x" would become a path; such a resource is not one of ours.
+                progress(f"ignored {kind.name} {rid}: its Env tag {env!r} is not an environment name")
+                continue
+            envs.setdefault(env, EnvFound(env)).note(tag_list, kind.name, rid)
     return envs
 
 
@@ -89,7 +82,7 @@ def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run:
           progress=print, now: dt.datetime | None = None) -> list[str]:
     """Remove every due environment; returns what could not be removed (empty when all went)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    envs = project_environments(target.ec2)
+    envs = project_environments(target.ec2, progress)
     due = [(e, why) for e in envs.values() if (why := e.why_due(now, older_than))]
     kept = [e for e in envs.values() if not e.why_due(now, older_than)]
     for e in kept:
@@ -101,13 +94,12 @@ def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run:
     left: list[str] = []
     for e, why in sorted(due, key=lambda x: x[0].env):
         progress(f"env {e.env}: {why}; {'would remove' if dry_run else 'removing'}:")
-        billed = [(k, i) for k, i in e.resources if k in teardown.HOURLY_COST]
-        for kind, rid in billed + [r for r in e.resources if r not in billed]:
-            cost = f" ({teardown.HOURLY_COST[kind]})" if kind in teardown.HOURLY_COST else ""
-            progress(f"  {kind:<17} {rid}{cost}")
+        for kind, rid in kinds.billed_first(e.resources):
+            progress(f"  {kind:<17} {rid}{kinds.cost_note(kind)}")
         if dry_run:
             continue
-        state_dir = settings.state_dir if e.env == settings.env else REPO_ROOT / ".state" / e.env
+        state_dir = (settings.state_dir if e.env == settings.env
+                     else type(target).default_state_dir(e.env, settings.region))
         remaining = teardown.down(target, replace(settings, env=e.env, state_dir=state_dir),
                                   progress=lambda m: progress(f"  {m}"))
         if remaining:

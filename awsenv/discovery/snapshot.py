@@ -6,11 +6,13 @@ About a dozen API calls whatever the number of checks; refresh only after someth
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from .errors import EnvError
+from ..errors import EnvError
 
 WORLD = "0.0.0.0/0"
+PROJECT_TAG = "twotier"     # the Project tag provisioning puts on everything (provisioning/tags.py)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class Permission:
     @property
     def source(self) -> str:
         return self.cidr or self.group_id or "?"
+
+    @property
+    def is_world(self) -> bool:
+        return self.cidr == WORLD
 
     def row(self) -> str:
         ports = "all" if self.from_port in (None, -1) else (
@@ -188,10 +194,6 @@ class Snapshot:
     def groups_of(self, instance: Instance) -> list[SecurityGroup]:
         return [self.security_groups[g] for g in instance.group_ids if g in self.security_groups]
 
-    def members_of(self, group_id: str) -> set[str]:
-        """Private IPs of every ENI that carries the group (instances and anything else)."""
-        return {ip for ip, groups in self.eni_groups.items() if group_id in groups}
-
     def group_contains_web(self, group_id: str) -> bool:
         # A source group counts as "the web server" when the web server is a member of it,
         # whatever its name (shared "client" groups are common in real environments).
@@ -226,9 +228,12 @@ def find_env_instances(ec2, env: str) -> tuple[dict, dict]:
     """The web and db instances of an environment built by provision.py (tags Env and Role)."""
     found = {}
     for role in ("web", "db"):
+        # Project too: Env and Role are common tag keys, and another team's "Env=dev Role=web"
+        # must not be taken for ours.
         found[role] = _one_instance(ec2, [{"Name": "tag:Env", "Values": [env]},
-                                          {"Name": "tag:Role", "Values": [role]}],
-                                    f"tag Env={env} Role={role}", env_hint=True)
+                                          {"Name": "tag:Role", "Values": [role]},
+                                          {"Name": "tag:Project", "Values": [PROJECT_TAG]}],
+                                    f"tag Env={env} Role={role} Project={PROJECT_TAG}", env_hint=True)
     return found["web"], found["db"]
 
 
@@ -244,13 +249,19 @@ def find_selected_instances(ec2, vpc_id: str, web: str, db: str) -> tuple[dict, 
             _one_instance(ec2, [{"Name": "vpc-id", "Values": [vpc_id]}, *_selector(db)], f"--db {db}"))
 
 
+def check_selector(text: str, option: str = "selector") -> str:
+    """An instance ID (i-...) or tag:KEY=VALUE; anything else is a usage error, said in one line."""
+    if re.fullmatch(r"i-[0-9a-f]{8,17}", text) or re.fullmatch(r"tag:[^=\s]+=.+", text, flags=re.S):
+        return text
+    raise EnvError(f"bad {option} {text!r}: an instance ID (i-...) or tag:KEY=VALUE")
+
+
 def _selector(text: str) -> list[dict]:
+    check_selector(text)
     if text.startswith("i-"):
         return [{"Name": "instance-id", "Values": [text]}]
-    if text.startswith("tag:") and "=" in text:
-        key, value = text[4:].split("=", 1)
-        return [{"Name": f"tag:{key}", "Values": [value]}]
-    raise EnvError(f"bad selector {text!r}: an instance ID (i-...) or tag:KEY=VALUE")
+    key, value = text[4:].split("=", 1)
+    return [{"Name": f"tag:{key}", "Values": [value]}]
 
 
 def _one_instance(ec2, filters, what: str, env_hint: bool = False) -> dict:

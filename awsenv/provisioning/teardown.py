@@ -1,8 +1,8 @@
-"""Removes an environment in a safe order, from tags and from the run ledger.
+"""Removes an environment in the order of kinds.py, from tags and from the run ledger.
 
-Order matters on AWS: instances and the NAT gateway hold ENIs that keep subnets, security groups
-and Elastic IPs in use, so they go first and are waited for. NAT gateways and Elastic IPs are
-named first in every message because they are what bills by the hour.
+Only resources carrying our Project tag and this environment's Env tag are ever deleted; a
+ledger entry is looked up and its tags verified first (a ledger is a file anyone could edit).
+A rollback passes `only`: what this very process created, and nothing else.
 """
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from . import tags
+from ..settings import Settings
+from ..targets import Target
+from ..waits import wait_with_waiter
+from . import kinds, tags
 from .ledger import Ledger
-from .settings import Settings
-from .targets import Target
-from .waits import wait_with_waiter
-
-HOURLY_COST = {"nat-gateway": "about $0.045/hour plus data", "elastic-ip": "about $0.005/hour"}
 
 
 @dataclass
@@ -27,10 +25,8 @@ class Leftovers:
         return bool(self.items)
 
     def lines(self) -> list[str]:
-        billed = [i for i in self.items if i[0] in HOURLY_COST]
-        rest = [i for i in self.items if i[0] not in HOURLY_COST]
-        return ([f"{k} {i} LEFT BEHIND ({HOURLY_COST[k]})" for k, i in billed]
-                + [f"{k} {i} left behind" for k, i in rest])
+        return [f"{k} {i} LEFT BEHIND{kinds.cost_note(k)}" if k in kinds.BILLED else f"{k} {i} left behind"
+                for k, i in kinds.billed_first(self.items)]
 
 
 def _ok(fn, **kwargs) -> None:
@@ -54,56 +50,33 @@ def _try(progress, fn, **kwargs) -> None:
                  f"{err['Code']}: {err['Message']}")
 
 
-def find_env(ec2, env: str, ledger: Ledger) -> dict[str, list[str]]:
-    """Everything of the environment, by tag and by ledger, by kind."""
-    f = tags.env_filter(env)
-    found = {
-        "instance": [i["InstanceId"] for r in ec2.describe_instances(Filters=f + [{
-            "Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]}])[
-            "Reservations"] for i in r["Instances"]],
-        "nat-gateway": [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=f)["NatGateways"]
-                        if n["State"] not in ("deleted",) and tags.is_ours(n.get("Tags"), env)],
-        "elastic-ip": [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]],
-        "internet-gateway": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]],
-        "route-table": [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=f)["RouteTables"]],
-        "security-group": [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]],
-        "subnet": [s["SubnetId"] for s in ec2.describe_subnets(Filters=f)["Subnets"]],
-        "vpc": [v["VpcId"] for v in ec2.describe_vpcs(Filters=f)["Vpcs"]],
-        "key-pair": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]],
-    }
-    for kind, rid in ledger.entries():
-        if rid not in found.setdefault(kind, []) and _exists(ec2, kind, rid):
-            found[kind].append(rid)
+def find_env(ec2, env: str, ledger: Ledger, only: set[tuple[str, str]] | None = None) -> dict[str, list[str]]:
+    """Everything of the environment by kind: tagged Project and Env (checked on our side too, since
+    moto ignores some tag filters), plus ledger entries whose own tags say they are ours."""
+    found: dict[str, list[str]] = {k.name: [] for k in kinds.KINDS}
+    for kind in kinds.KINDS:
+        for rid, tag_list in kind.listing(ec2, tags.env_filter(env)):
+            if tags.is_ours(tag_list, env):
+                found[kind.name].append(rid)
+    for kind_name, rid in ledger.entries():
+        if kind_name in found and rid not in found[kind_name]:
+            if any(tags.is_ours(t, env) for _, t in kinds.lookup(ec2, kind_name, rid)):
+                found[kind_name].append(rid)
+    if only is not None:
+        found = {k: [i for i in ids if (k, i) in only] for k, ids in found.items()}
     return found
 
 
-def _exists(ec2, kind: str, rid: str) -> bool:
-    calls = {
-        "instance": lambda: [i for r in ec2.describe_instances(InstanceIds=[rid])["Reservations"] for i in r["Instances"]
-                             if i["State"]["Name"] != "terminated"],
-        "nat-gateway": lambda: [n for n in ec2.describe_nat_gateways(NatGatewayIds=[rid])["NatGateways"]
-                                if n["State"] != "deleted"],
-        "elastic-ip": lambda: ec2.describe_addresses(AllocationIds=[rid])["Addresses"],
-        "internet-gateway": lambda: ec2.describe_internet_gateways(InternetGatewayIds=[rid])["InternetGateways"],
-        "route-table": lambda: ec2.describe_route_tables(RouteTableIds=[rid])["RouteTables"],
-        "security-group": lambda: ec2.describe_security_groups(GroupIds=[rid])["SecurityGroups"],
-        "subnet": lambda: ec2.describe_subnets(SubnetIds=[rid])["Subnets"],
-        "vpc": lambda: ec2.describe_vpcs(VpcIds=[rid])["Vpcs"],
-        "key-pair": lambda: ec2.describe_key_pairs(KeyNames=[rid])["KeyPairs"],
-    }
-    try:
-        return bool(calls[kind]())
-    except (ClientError, KeyError):
-        return False
-
-
-def down(target: Target, settings: Settings, progress=print) -> Leftovers:
+def down(target: Target, settings: Settings, progress=print,
+         only: set[tuple[str, str]] | None = None) -> Leftovers:
+    """Remove the environment (or, with `only`, just those of its resources); returns what is left."""
     ec2 = target.ec2
     ledger = Ledger(settings.state_dir)
-    found = find_env(ec2, settings.env, ledger)
+    found = find_env(ec2, settings.env, ledger, only)
     if not any(found.values()):
         progress(f"env {settings.env}: nothing to remove")
-        ledger.clear()
+        if only is None:
+            ledger.clear()
         return Leftovers()
 
     if found["instance"]:
@@ -147,12 +120,15 @@ def down(target: Target, settings: Settings, progress=print) -> Leftovers:
         _try(progress, ec2.delete_vpc, VpcId=vpc)
     for key in found["key-pair"]:
         _try(progress, ec2.delete_key_pair, KeyName=key)
-    left = leftovers(target, settings)
-    # The hosts are gone: their pinned keys must not fail the next environment that gets the
-    # same addresses (Elastic IPs and private IPs are reused).
-    (settings.state_dir / "known_hosts").unlink(missing_ok=True)
-    if not left:
-        ledger.clear()
+    left = leftovers(target, settings, only)
+    if only is None:
+        # The hosts are gone: their pinned keys must not fail the next environment that gets the
+        # same addresses (Elastic IPs and private IPs are reused).
+        from ..hosts.ssh import forget_pins
+
+        forget_pins(settings)
+        if not left:
+            ledger.clear()
     return left
 
 
@@ -167,8 +143,6 @@ def _delete_groups(ec2, group_ids: list[str], progress) -> None:
         _try(progress, ec2.delete_security_group, GroupId=gid)
 
 
-def leftovers(target: Target, settings: Settings) -> Leftovers:
-    found = find_env(target.ec2, settings.env, Ledger(settings.state_dir))
-    order = ["nat-gateway", "elastic-ip", "instance", "internet-gateway", "route-table", "security-group",
-             "subnet", "vpc", "key-pair"]
-    return Leftovers([(k, i) for k in order for i in found.get(k, [])])
+def leftovers(target: Target, settings: Settings, only: set[tuple[str, str]] | None = None) -> Leftovers:
+    found = find_env(target.ec2, settings.env, Ledger(settings.state_dir), only)
+    return Leftovers([(k.name, i) for k in kinds.KINDS for i in found.get(k.name, [])])

@@ -1,0 +1,1 @@
+"""Reading an environment (ours, or anyone's) into a typed snapshot that checks look at."""

@@ -1,0 +1,1 @@
+"""Host access: SSH connections, host setup, the OS table, reachability probes."""

@@ -1,0 +1,178 @@
+"""What every target offers: its decisions, its lifecycle, its AWS clients and its vantage point.
+
+Subclasses (aws.py, moto.py, local.py) override the decisions and the lifecycle; nothing outside
+this package asks a target for its name to decide something.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ReadTimeoutError
+
+from ..errors import EnvError
+from ..settings import REPO_ROOT, Settings
+
+# Standard retry mode backs off on throttling and 5xx answers; a retried create is made safe by
+# idempotency tokens (ClientToken) in the provisioner. The timeouts bound a hung endpoint: four
+# attempts of at most 12 s each, so a dead API is a one-line error within a minute.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 12
+NO_ANSWER_ATTEMPTS = 4
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=CONNECT_TIMEOUT,
+                      read_timeout=READ_TIMEOUT)
+AUTH_ERRORS = ("AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+               "ExpiredToken", "RequestExpired", "InvalidAccessKeyId", "AccessDenied", "UnauthorizedOperation")
+CHECKIP_URL = "http://checkip.amazonaws.com/"
+STATE_ROOT = REPO_ROOT / ".state"
+
+
+class Target:
+    name = "base"
+    host_access = False
+    host_access_reason = ""
+    persistent = True         # the environment outlives this process (moto's in-process API doesn't)
+    boot_timeout = 300.0      # seconds from "running" until a host's services answer (EC2: minutes)
+    probe_timeout = 3.0       # how long a negative reachability probe waits for a SYN-ACK
+    admin_cidr_default: str | None = None
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.api_calls: Counter[str] = Counter()
+        self._session: boto3.Session | None = None
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    # -- decisions --------------------------------------------------------------------------
+    @classmethod
+    def decide_settings(cls, values: dict) -> Settings:
+        """Settings from raw option values, with this target's defaults where none was given."""
+        from ..settings import DEFAULTS, check_env_name
+
+        env = check_env_name(values.get("env") or DEFAULTS["env"])
+        state_dir = Path(values["state_dir"]) if values.get("state_dir") else None
+        region = cls.decide_region(values.get("region"), env, state_dir)
+        return Settings.build(values, region=region, admin_cidr=cls.admin_cidr_default,
+                              state_dir=state_dir or cls.default_state_dir(env, region))
+
+    @classmethod
+    def decide_region(cls, explicit: str | None, env: str, state_dir: Path | None) -> str:
+        return explicit or "us-east-1"
+
+    @classmethod
+    def default_state_dir(cls, env: str, region: str) -> Path:
+        # Per target (and region where one account holds many): a kept aws environment and a
+        # local one of the same name never share a key or pinned host keys.
+        return STATE_ROOT / cls.name / env
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def prepare(self, progress=print) -> dict[str, float]:
+        """One-time, cached work before open (the local image and mirror); seconds by step."""
+        return {}
+
+    def open(self, progress=print) -> bool:
+        """Make the API reachable, starting it where this target runs one; True if this call started it."""
+        return False
+
+    def attach(self, progress=print) -> bool:
+        """Reach an API that already exists (a kept environment) without starting one."""
+        self.open(progress)
+        return True
+
+    def close(self, progress=print) -> None:
+        """Release what open() started; safe to call twice."""
+
+    def settle(self) -> None:
+        """Return once real traffic follows the API's latest state (no-op where the cloud does it)."""
+
+    def proxy_command(self) -> str | None:
+        """How OpenSSH on this machine reaches the hosts' public addresses, when it can't directly."""
+        return None
+
+    def cli_environment(self) -> dict[str, str]:
+        """Variables that point the AWS CLI or boto3 at this target's API (none for real AWS)."""
+        return {}
+
+    # -- API ----------------------------------------------------------------------------------
+    def endpoint_url(self) -> str | None:
+        return None
+
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            self._session = self._make_session()
+            events = self._session.events
+            events.register("before-call", self._count_call)
+            events.register_first("needs-retry", self._name_silent_endpoint)
+        return self._session
+
+    def _make_session(self) -> boto3.Session:
+        return boto3.Session(region_name=self.settings.region)
+
+    def _count_call(self, model, **_):
+        self.api_calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def _name_silent_endpoint(self, attempts=0, caught_exception=None, request_dict=None, **_):
+        """A dead or hung endpoint is named at once, and given up after NO_ANSWER_ATTEMPTS tries."""
+        if not isinstance(caught_exception, (BotoConnectionError, ReadTimeoutError)):
+            return None
+        url = (request_dict or {}).get("url", "").split("?")[0] or self.endpoint_url() or "the AWS API"
+        print(f"no answer from {url} (attempt {attempts} of {NO_ANSWER_ATTEMPTS}): {caught_exception}",
+              file=sys.stderr, flush=True)
+        if attempts >= NO_ANSWER_ATTEMPTS:
+            raise EnvError(f"no answer from {url} after {attempts} attempts ({caught_exception})")
+        return None
+
+    def client(self, service: str):
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session().client(
+                    service, endpoint_url=self.endpoint_url(), config=self._client_config())
+            return self._clients[service]
+
+    def _client_config(self) -> Config:
+        return RETRY_CONFIG
+
+    @property
+    def ec2(self):
+        return self.client("ec2")
+
+    def check_region(self) -> None:
+        session = self.session()
+        # Every partition: China (cn-north-1) and GovCloud (us-gov-west-1) are regions too.
+        known = {r for p in session.get_available_partitions()
+                 for r in session.get_available_regions("ec2", partition_name=p)}
+        if self.settings.region not in known:
+            raise EnvError(f"unknown region {self.settings.region!r} (EC2 has e.g. us-east-1, eu-west-1, "
+                           "ap-northeast-1, cn-north-1, us-gov-west-1)")
+
+    # -- the internet's vantage point -----------------------------------------------------------
+    def connect(self, host: str, port: int, timeout: float = 5.0, origin: str = "internet") -> socket.socket:
+        raise NotImplementedError
+
+    def resolve(self, name: str) -> list[str]:
+        raise NotImplementedError
+
+    def echo_url(self) -> str:
+        return CHECKIP_URL
+
+
+def isolated_session(region: str, access_key_id: str, secret_access_key: str) -> boto3.Session:
+    """A boto3 session that the user's shell can't redirect: no profile, no config or credentials
+    file, no configured endpoint (AWS_PROFILE, AWS_CONFIG_FILE, AWS_ENDPOINT_URL stay for real AWS)."""
+    unset = (None, None, None, None)
+    core = botocore.session.Session(session_vars={
+        "profile": unset, "config_file": (None, None, os.devnull, None),
+        "credentials_file": (None, None, os.devnull, None), "region": unset,
+        "ignore_configured_endpoint_urls": (None, None, True, None),
+        "ca_bundle": unset, "api_versions": (None, None, {}, None),
+    })
+    core.set_credentials(access_key_id, secret_access_key)
+    return boto3.Session(botocore_session=core, region_name=region)

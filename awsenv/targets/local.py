@@ -1,0 +1,125 @@
+"""moto in server mode on loopback plus the lab data plane (lab/), which makes hosts real.
+
+The local target decides the lab's region and hands it over; the lab never reads AWS_* variables.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from botocore.config import Config
+
+from ..errors import EnvError
+from .base import RETRY_CONFIG, Target, isolated_session
+from .moto import LAB_ADMIN_CIDR
+
+
+class LocalTarget(Target):
+    name = "local"
+    host_access = True
+    boot_timeout = 30.0       # a container boots in about a second
+    probe_timeout = 0.5       # veths on one machine answer in well under a millisecond
+    admin_cidr_default = LAB_ADMIN_CIDR
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._api = None      # lab.daemon.LabApi once open or attached
+
+    @classmethod
+    def decide_region(cls, explicit, env, state_dir) -> str:
+        # A kept lab serves the region it was built in: use it unless the user names one.
+        from lab import daemon
+
+        running = daemon.attach(env, state_dir or cls.default_state_dir(env, ""))
+        return explicit or (running.region if running else "us-east-1")
+
+    def _make_session(self):
+        api = self._require_api()
+        return isolated_session(api.region, api.access_key_id, api.secret_access_key)
+
+    def _client_config(self) -> Config:
+        return RETRY_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+
+    def _require_api(self):
+        if self._api is None:
+            raise EnvError(f"the local lab of {self.settings.env!r} is not open")
+        return self._api
+
+    def endpoint_url(self):
+        return self._api.endpoint if self._api else None
+
+    def cli_environment(self) -> dict[str, str]:
+        api = self._require_api()
+        return {"AWS_ENDPOINT_URL": api.endpoint, "AWS_ACCESS_KEY_ID": api.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": api.secret_access_key, "AWS_REGION": api.region}
+
+    def prepare(self, progress=print) -> dict[str, float]:
+        from lab import daemon, image, mirror
+        from lab.errors import LabError
+
+        took = {}
+        try:
+            daemon.check_prerequisites()
+            for step, build in (("base image", image.ensure_base), ("package mirror", mirror.ensure_mirror)):
+                t0 = time.monotonic()
+                build(progress)
+                took[step] = round(time.monotonic() - t0, 2)
+        except LabError as exc:
+            raise EnvError(str(exc)) from None
+        return took
+
+    def open(self, progress=print) -> bool:
+        from lab import daemon
+        from lab.errors import LabError
+
+        state_dir = Path(self.settings.state_dir)
+        was_running = daemon.attach(self.settings.env, state_dir) is not None
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._api = daemon.start(self.settings.env, state_dir, self.settings.region, progress=progress)
+        except LabError as exc:
+            raise EnvError(str(exc)) from None
+        self.check_region()
+        return not was_running
+
+    def attach(self, progress=print) -> bool:
+        from lab import daemon
+
+        self._api = daemon.attach(self.settings.env, self.settings.state_dir)
+        if self._api and self._api.region != self.settings.region:
+            raise EnvError(f"the local lab of {self.settings.env!r} serves region {self._api.region}, "
+                           f"not {self.settings.region}; pass --region {self._api.region}")
+        return self._api is not None
+
+    def close(self, progress=print) -> None:
+        from lab import daemon
+
+        daemon.stop(self.settings.env, self.settings.state_dir, progress=progress)
+        self._api = None
+        self._session = None
+        self._clients.clear()
+
+    def settle(self) -> None:
+        from lab import daemon
+
+        daemon.wait_settled(self.settings.state_dir)
+
+    def connect(self, host, port, timeout=5.0, origin="internet"):
+        from lab import vantage
+
+        return vantage.connect(self.settings.env, host, port, timeout=timeout, origin=origin)
+
+    def resolve(self, name):
+        from lab import vantage
+
+        return vantage.resolve(self.settings.env, name)
+
+    def echo_url(self):
+        from lab import vantage
+
+        return vantage.echo_url(self.settings.env)
+
+    def proxy_command(self) -> str:
+        from lab import vantage
+
+        return vantage.proxy_command(self.settings.env)

@@ -1,0 +1,46 @@
+"""moto in-process (mock_aws): the API alone, nothing outlives the process, no hosts."""
+from __future__ import annotations
+
+from botocore.config import Config
+
+from .base import RETRY_CONFIG, Target, isolated_session
+
+# The lab's own internet hosts sit in this block; SSH is never open to the world by default.
+LAB_ADMIN_CIDR = "198.51.100.0/28"
+
+
+class MotoTarget(Target):
+    name = "moto"
+    persistent = False
+    admin_cidr_default = LAB_ADMIN_CIDR
+    host_access_reason = ("target moto holds the AWS API only (no hosts exist); "
+                          "run with --target local or --target aws for host checks")
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._mock = None
+
+    def _make_session(self):
+        return isolated_session(self.settings.region, "testing", "testing")
+
+    def _client_config(self) -> Config:
+        # An endpoint from the shell would send mock_aws's requests somewhere real.
+        return RETRY_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+
+    def open(self, progress=print) -> bool:
+        from moto import mock_aws
+
+        started = self._mock is None
+        if started:
+            self._mock = mock_aws()
+            self._mock.start()
+        self.check_region()
+        return started
+
+    def attach(self, progress=print) -> bool:
+        return False      # nothing outlives the process that held it
+
+    def close(self, progress=print) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
