@@ -4,7 +4,8 @@ moto's defaults don't fit a data plane: Elastic IPs come from 127.0.0.0/8 (they 
 host's loopback), public IPs from 54.214.x.x (a real provider's block), and a NAT gateway's private
 IP is random and outside its subnet. Here every public address is drawn uniquely from
 198.51.100.0/24 (.16 and up; .1-.15 are the lab's own internet hosts) and a NAT gateway gets a free
-address of its subnet. Call `patch()` before the server starts.
+address of its subnet. Call `patch()` before the server starts; `serve()` does, and puts the
+owner-only SigV4 gate (auth.py) in front of moto.
 """
 from __future__ import annotations
 
@@ -157,11 +158,34 @@ def unpatch() -> None:
     _originals.clear()
 
 
-def serve(port: int):
-    """Start moto's threaded server on loopback only (never reachable from the lab namespaces)."""
-    from moto.server import ThreadedMotoServer
+class LabApiServer:
+    """moto's WSGI app behind the SigV4 gate (emulator/auth.py), on a thread, on 127.0.0.1 only."""
 
+    def __init__(self, port: int, access_key_id: str, secret_access_key: str, log=None):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        from .auth import SigV4Gate
+
+        self.gate = SigV4Gate(DomainDispatcherApplication(create_backend_app), access_key_id, secret_access_key,
+                              log=log)
+        self._server = make_server("127.0.0.1", port, self.gate, threaded=True, request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="lab-api", daemon=True)
+
+    def start(self) -> "LabApiServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+        self._server.server_close()
+
+
+def serve(port: int, *, access_key_id: str, secret_access_key: str, log=None) -> LabApiServer:
+    """Start the lab's API on loopback only (never reachable from the lab namespaces), answering
+    only requests signed with these credentials; port 0 picks a free port (see `.port`)."""
     patch()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    return server
+    return LabApiServer(port, access_key_id, secret_access_key, log=log).start()

@@ -4,22 +4,33 @@ One pass reads the API (world.py) and, per AWS object kind, creates what is miss
 what is gone. Every step compares with what it applied last, so a quiet pass costs only the
 describe calls (about 10 ms). Each pass is recorded in state_dir/converge.json; wait_settled()
 (daemon.py) waits for a successful pass that started after its call.
+
+One object never costs another: every object is realised in its own step, and a step that fails
+(or an object world.py rejected) is logged once and skipped while the pass goes on with the other
+objects and VPCs. Rejected objects are listed in converge.json ("skipped") and don't fail the
+pass; a realisation that failed does (its message is the pass's error), and is retried next pass.
 """
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
+import threading
 import time
 import traceback
 from pathlib import Path
 
 from . import fabric, gateways, names, netns, security_groups, world as world_mod
-from .instances import InstanceHost
+from .errors import LabError
+from .instances import InstanceHost, valid_public_key
 from .internet import Internet
 
 PASS_FILE = "converge.json"
 SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
+
+
+class PassIncomplete(LabError):
+    """Some objects could not be realised in this pass (the others were)."""
 
 
 class Converger:
@@ -40,36 +51,86 @@ class Converger:
         self.passes = 0
         self.boot_times: dict[str, float] = {}
         self.reboots = reboots  # instance ids the API was asked to reboot since the last pass
+        self.failures: dict[str, str] = {}     # this pass: step -> one-line reason
+        self.skipped: list[str] = []           # this pass: what world.py or a ruleset left out
+        self._reported: dict[str, str] = {}    # what the log already says (each problem logged once)
+        self._stopping = threading.Event()     # set by the daemon's stop: long waits give up
+
+    # --- isolation --------------------------------------------------------------------------
+    def _step(self, what: str, fn, *args) -> bool:
+        """Run one object's step; a failure is recorded and logged once, never raised."""
+        try:
+            fn(*args)
+            return True
+        except Exception as exc:
+            reason = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0][:300]
+            self.failures[what] = reason
+            if self._reported.get(what) != reason:
+                self._reported[what] = reason
+                detail = "" if isinstance(exc, LabError) else "\n" + traceback.format_exc()
+                self.log(f"{what}: failed, skipped this pass: {reason}{detail}")
+            return False
+
+    def _report(self, problems: list[str]) -> None:
+        for line in problems:
+            self.skipped.append(line)
+            if self._reported.get(line) != "skipped":
+                self._reported[line] = "skipped"
+                self.log(f"skipped: {line}")
 
     # --- one pass ---------------------------------------------------------------------------
     def converge(self) -> None:
+        self.failures, self.skipped = {}, []
         w = world_mod.read(self.ec2)
+        self._report(w.rejected)
         self.internet.ensure()
-        realised = w.realised_vpcs()
-        for vpc_id in realised:
-            self._router(vpc_id).ensure()
+        realised = [v for v in w.realised_vpcs()
+                    if self._step(f"VPC {v}: router", lambda v=v: self._router(v).ensure())]
         self._nat_gateways(w)
         self._internet_gateways(w, realised)
         self._instances_wiring(w)
         for vpc_id in realised:
-            r = self.routers[vpc_id]
-            igw = self.igws.get(vpc_id)
-            nat_links = {n.id: (self.natgws[n.id].link, n.private_ip) for n in w.nat_gateways.values()
-                         if n.vpc_id == vpc_id and n.id in self.natgws}
-            r.routes(w, igw.link if igw else None, igw.inet_addr if igw else None, nat_links)
-            members = [i for i in w.instances.values() if i.vpc_id == vpc_id and i.exists]
-            if self.enforcers.setdefault(vpc_id, security_groups.Enforcer(r.ns)).apply(w, members):
-                self.log(f"security groups applied in {vpc_id}")
-        self._probe(w, realised)
+            self._step(f"VPC {vpc_id}: route tables", self._routes, w, vpc_id)
+            self._step(f"VPC {vpc_id}: security groups", self._security_groups, w, vpc_id)
+        self._step("public probe", self._probe, w, realised)
         self._power(w)
+        self._step("DNS names", self._publish, w)
+        for vpc_id in set(self.routers) - set(w.realised_vpcs()):
+            self._step(f"VPC {vpc_id}: removing", self._remove_vpc, vpc_id)
+        # Problems logged once: forget those that are gone, so a recurrence is logged again.
+        current = set(self.failures) | set(self.skipped)
+        self._reported = {k: v for k, v in self._reported.items() if k in current}
+        if self.failures:
+            what, reason = next(iter(self.failures.items()))
+            more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+            raise PassIncomplete(f"{what}: {reason}{more}")
+
+    def _routes(self, w, vpc_id: str) -> None:
+        r = self.routers[vpc_id]
+        igw = self.igws.get(vpc_id)
+        nat_links = {n.id: (self.natgws[n.id].link, n.private_ip) for n in w.nat_gateways.values()
+                     if n.vpc_id == vpc_id and n.id in self.natgws}
+        r.routes(w, igw.link if igw else None, igw.inet_addr if igw else None, nat_links)
+
+    def _security_groups(self, w, vpc_id: str) -> None:
+        members = [i for i in w.instances.values() if i.vpc_id == vpc_id and i.exists]
+        enforcer = self.enforcers.setdefault(vpc_id, security_groups.Enforcer(self.routers[vpc_id].ns))
+        try:
+            if enforcer.apply(w, members):
+                self.log(f"security groups applied in {vpc_id}")
+        finally:
+            self._report([f"{vpc_id}: {p}" for p in enforcer.problems])
+
+    def _publish(self, w) -> None:
         self.internet.publish({i.public_dns: i.public_ip for i in w.instances.values()
                                if i.exists and i.public_ip and i.public_dns and w.vpcs[i.vpc_id].dns_hostnames})
-        for vpc_id in set(self.routers) - set(realised):
-            self.log(f"removing the fabric of {vpc_id}")
-            if vpc_id in self.igws:
-                self.igws.pop(vpc_id).remove()
-            self.enforcers.pop(vpc_id, None)
-            self.routers.pop(vpc_id).remove()
+
+    def _remove_vpc(self, vpc_id: str) -> None:
+        self.log(f"removing the fabric of {vpc_id}")
+        if vpc_id in self.igws:
+            self.igws.pop(vpc_id).remove()
+        self.enforcers.pop(vpc_id, None)
+        self.routers.pop(vpc_id).remove()
 
     def _router(self, vpc_id: str) -> fabric.Router:
         if vpc_id not in self.routers:
@@ -80,81 +141,112 @@ class Converger:
 
     def _nat_gateways(self, w) -> None:
         for nat in w.nat_gateways.values():
-            if nat.vpc_id not in self.routers or nat.subnet_id not in w.subnets:
-                continue
-            if nat.id not in self.natgws:
-                self.log(f"NAT gateway {nat.id}: {nat.private_ip} behind {nat.public_ip}")
-            gw = self.natgws.setdefault(nat.id, gateways.NatGatewayNs(self.env, nat.id))
-            gw.ensure(self.routers[nat.vpc_id], nat.private_ip, w.subnets[nat.subnet_id].cidr)
+            if nat.vpc_id in self.routers and nat.subnet_id in w.subnets:
+                self._step(f"NAT gateway {nat.id}", self._nat_gateway, w, nat)
         for nat_id in set(self.natgws) - set(w.nat_gateways):
-            self.log(f"NAT gateway {nat_id} removed")
-            gw = self.natgws.pop(nat_id)
-            gw.remove(next((r for r in self.routers.values() if gw.link in r.attached), None))
+            self._step(f"NAT gateway {nat_id}: removing", self._remove_nat_gateway, nat_id)
+
+    def _nat_gateway(self, w, nat) -> None:
+        if nat.id not in self.natgws:
+            self.log(f"NAT gateway {nat.id}: {nat.private_ip} behind {nat.public_ip}")
+        gw = self.natgws.setdefault(nat.id, gateways.NatGatewayNs(self.env, nat.id))
+        gw.ensure(self.routers[nat.vpc_id], nat.private_ip, w.subnets[nat.subnet_id].cidr)
+
+    def _remove_nat_gateway(self, nat_id: str) -> None:
+        gw = self.natgws[nat_id]
+        gw.remove(next((r for r in self.routers.values() if gw.link in r.attached), None))
+        del self.natgws[nat_id]
+        self.log(f"NAT gateway {nat_id} removed")
 
     def _internet_gateways(self, w, realised) -> None:
         for vpc_id in realised:
-            if vpc_id in w.igw_of_vpc:
-                if vpc_id not in self.igws:
-                    self.log(f"internet gateway {w.igw_of_vpc[vpc_id]} attached to {vpc_id}")
-                    self.igws[vpc_id] = gateways.InternetGateway(self.env, self.routers[vpc_id],
-                                                                 self.vpc_index[vpc_id])
-                self.igws[vpc_id].ensure()
-                self.igws[vpc_id].translate(gateways.translations(w, vpc_id))
-            elif vpc_id in self.igws:
-                self.log(f"internet gateway of {vpc_id} detached")
-                self.igws.pop(vpc_id).remove()
+            if vpc_id in w.igw_of_vpc or vpc_id in self.igws:
+                self._step(f"VPC {vpc_id}: internet gateway", self._internet_gateway, w, vpc_id)
+
+    def _internet_gateway(self, w, vpc_id: str) -> None:
+        if vpc_id in w.igw_of_vpc:
+            if vpc_id not in self.igws:
+                self.log(f"internet gateway {w.igw_of_vpc[vpc_id]} attached to {vpc_id}")
+                self.igws[vpc_id] = gateways.InternetGateway(self.env, self.routers[vpc_id], self.vpc_index[vpc_id])
+            self.igws[vpc_id].ensure()
+            self.igws[vpc_id].translate(gateways.translations(w, vpc_id))
+        elif vpc_id in self.igws:
+            self.log(f"internet gateway of {vpc_id} detached")
+            self.igws[vpc_id].remove()
+            del self.igws[vpc_id]
 
     def _instances_wiring(self, w) -> None:
         """Namespaces and links for every instance that exists (running or stopped); remove the rest."""
         for inst in w.instances.values():
-            if not inst.exists or inst.vpc_id not in self.routers or inst.subnet_id not in w.subnets:
-                continue
-            host = self.hosts.get(inst.id)
-            if host is None:
-                host = self.hosts[inst.id] = InstanceHost(self.env, self.state_dir, inst.id, self.base)
-                self.log(f"instance {inst.id}: {inst.private_ip} in {inst.subnet_id}")
-            netns.ensure_ns(host.ns)
-            self.routers[inst.vpc_id].attach(names.link("e", inst.eni_id), host.ns, inst.private_ip,
-                                             w.subnets[inst.subnet_id].cidr)
+            if inst.exists and inst.vpc_id in self.routers and inst.subnet_id in w.subnets:
+                self._step(f"instance {inst.id}: wiring", self._wire, w, inst)
         for inst_id in list(self.hosts):
             inst = w.instances.get(inst_id)
             if inst is None or not inst.exists:
-                self.log(f"instance {inst_id}: terminated, removing its container, disk and namespace")
-                host = self.hosts.pop(inst_id)
-                host.remove()
-                for r in self.routers.values():
-                    for link in [l for l in r.attached if l.startswith("e")]:
-                        if link not in netns.links(r.ns):
-                            r.attached.pop(link, None)
+                self._step(f"instance {inst_id}: removing", self._remove_instance, inst_id)
+
+    def _wire(self, w, inst) -> None:
+        host = self.hosts.get(inst.id)
+        if host is None:
+            host = self.hosts[inst.id] = InstanceHost(self.env, self.state_dir, inst.id, self.base)
+            self.log(f"instance {inst.id}: {inst.private_ip} in {inst.subnet_id}")
+        netns.ensure_ns(host.ns)
+        self.routers[inst.vpc_id].attach(names.link("e", inst.eni_id), host.ns, inst.private_ip,
+                                         w.subnets[inst.subnet_id].cidr)
+
+    def _remove_instance(self, inst_id: str) -> None:
+        self.log(f"instance {inst_id}: terminated, removing its container, disk and namespace")
+        self.hosts[inst_id].remove()
+        del self.hosts[inst_id]
+        for r in self.routers.values():
+            for link in [l for l in r.attached if l.startswith("e")]:
+                if link not in netns.links(r.ns):
+                    r.attached.pop(link, None)
 
     def _power(self, w) -> None:
+        # Reboots and stops first, all containers at once (a clean poweroff takes about a second each).
+        rebooting = [h for h in map(self.hosts.get, self.reboots()) if h and h.running]
+        for host in rebooting:   # a reboot: clean poweroff, then booted again just below
+            self.log(f"instance {host.id}: rebooting")
+        stopping = [self.hosts[i.id] for i in w.instances.values()
+                    if i.id in self.hosts and not i.wants_running and self.hosts[i.id].running]
+        self._poweroff(rebooting + stopping)
         booting = []
-        for inst_id in self.reboots():
-            host = self.hosts.get(inst_id)
-            if host and host.running:  # a reboot: clean poweroff, then booted again just below
-                self.log(f"instance {inst_id}: rebooting")
-                host.poweroff()
         for inst in w.instances.values():
             host = self.hosts.get(inst.id)
             if host is None or inst.subnet_id not in w.subnets:
                 continue
             if inst.wants_running and not host.running:
-                gateway = w.subnets[inst.subnet_id].gateway
-                host.link(True, gateway)
-                host.prepare(inst, self._public_key(inst.key_name) if not (host.dir / "identity-written").exists() else None)
-                self.log(f"instance {inst.id}: booting")
-                host.boot()
-                booting.append(inst)
-            elif not inst.wants_running and host.running:
-                t0 = time.monotonic()
-                host.poweroff()
-                self.log(f"instance {inst.id}: powered off in {time.monotonic() - t0:.1f}s")
+                if self._step(f"instance {inst.id}: boot", self._boot, w, inst, host):
+                    booting.append(inst)
             if not inst.wants_running and host.link_up is not False:
-                host.link(False)
+                self._step(f"instance {inst.id}: link down", host.link, False)
         for inst in booting:
-            took = self.hosts[inst.id].wait_sshd(inst.private_ip, self.routers[inst.vpc_id].ns)
-            self.boot_times[inst.id] = took
-            self.log(f"instance {inst.id}: sshd up {took:.1f}s after boot")
+            self._step(f"instance {inst.id}: boot", self._wait_booted, inst)
+
+    def _poweroff(self, hosts: list[InstanceHost]) -> None:
+        """Clean poweroff of several containers in parallel, then reap each one."""
+        if not hosts:
+            return
+        from .instances import poweroff_pids
+
+        t0 = time.monotonic()
+        poweroff_pids([h.proc.pid for h in hosts if h.proc])
+        for h in hosts:
+            if self._step(f"instance {h.id}: power off", h.poweroff):
+                self.log(f"instance {h.id}: powered off in {time.monotonic() - t0:.1f}s")
+
+    def _boot(self, w, inst, host: InstanceHost) -> None:
+        host.link(True, w.subnets[inst.subnet_id].gateway)
+        host.prepare(inst, self._public_key(inst.key_name) if not (host.dir / "identity-written").exists() else None)
+        self.log(f"instance {inst.id}: booting")
+        host.boot()
+
+    def _wait_booted(self, inst) -> None:
+        took = self.hosts[inst.id].wait_sshd(inst.private_ip, self.routers[inst.vpc_id].ns,
+                                             cancelled=self._stopping.is_set)
+        self.boot_times[inst.id] = took
+        self.log(f"instance {inst.id}: sshd up {took:.1f}s after boot")
 
     def _public_key(self, key_name: str | None) -> str | None:
         if not key_name:
@@ -164,7 +256,11 @@ class Converger:
         except Exception as exc:  # a deleted key pair: the instance boots with nobody able to log in, as on EC2
             self.log(f"key pair {key_name}: {exc}")
             return None
-        return pairs[0].get("PublicKey") if pairs else None
+        key = pairs[0].get("PublicKey") if pairs else None
+        if key and not valid_public_key(key):
+            self._report([f"key pair {str(key_name)[:60]!r}: not one OpenSSH public key line; nobody can log in"])
+            return None
+        return key
 
     def _probe(self, w, realised) -> None:
         """A namespace in the first public subnet with an unused address and no security group."""
@@ -193,14 +289,22 @@ class Converger:
             self.probe = want
             self.log(f"public probe at {want[1]} in {want[0]}")
 
-    def shutdown(self) -> None:
-        """Power off every container this daemon started (in parallel) and reap them."""
+    def shutdown(self, clean: bool = False) -> None:
+        """Power off every container this daemon started, all at once, and reap them.
+
+        The daemon stops only when the lab is being removed (daemon.stop deletes the disks next), so
+        by default the containers are ended at once rather than shut down cleanly (which takes about
+        a second and a half and protects nothing here); `clean=True` for a caller that keeps disks.
+        """
         from .instances import poweroff_pids
 
         running = [h for h in self.hosts.values() if h.running]
-        poweroff_pids([h.proc.pid for h in running])
+        poweroff_pids([h.proc.pid for h in running], clean=clean)
         for h in running:
-            h.poweroff()
+            try:
+                h.poweroff()
+            except Exception as exc:   # one container must not keep the others' cgroups around
+                self.log(f"instance {h.id}: {exc}")
         self.internet.shutdown()
 
     # --- the loop ---------------------------------------------------------------------------
@@ -214,7 +318,7 @@ class Converger:
         data = {"passes": self.passes, "started": started, "finished": time.time(), "error": error,
                 "ok_started": old.get("ok_started", 0.0) if error else started,
                 "probe": self.probe[1] if self.probe else None,
-                "boot_seconds": self.boot_times}
+                "boot_seconds": self.boot_times, "skipped": self.skipped}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
@@ -227,6 +331,7 @@ class Converger:
         seen_request = None
         last_started = 0.0
         request = self.state_dir / SETTLE_REQUEST
+        self._stopping = stopping
         while not stopping.is_set():
             try:
                 token = request.read_text()
@@ -242,6 +347,8 @@ class Converger:
             try:
                 self.converge()
                 error = None
+            except PassIncomplete as exc:   # each failed step has been logged already
+                error = f"{exc}".splitlines()[0]
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 if error != last_error:

@@ -4,6 +4,10 @@ start() checks prerequisites, builds the cached base image and mirror (with prog
 the daemon detached (setsid, stdin /dev/null, log in state_dir/lab.log); stop() removes everything
 of the env by PID and by name prefix, also after a crash. `python -m lab.daemon run ...` is the
 daemon itself.
+
+The lab belongs to its owner: the daemon makes fresh credentials for its API at every start and
+keeps them only in state_dir/lab.json (0600); start() and attach() hand them back as a LabApi, and
+the API refuses every request not signed with them (emulator/auth.py).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import image, instances, mirror, names, netns
@@ -47,16 +51,22 @@ def check_prerequisites() -> None:
 
 @dataclass(frozen=True)
 class LabApi:
-    """How a client reaches one lab's API: its endpoint, the region it serves, its credentials."""
+    """How a client reaches one lab's API: its endpoint, the region it serves, its credentials.
+
+    The credentials are this lab's own (made at daemon start); the secret never shows in a repr.
+    """
     endpoint: str
     region: str
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str = field(repr=False)
 
     @classmethod
     def from_state(cls, state: dict) -> "LabApi":
-        return cls(state["endpoint"], state.get("region", "us-east-1"), state.get("access_key_id", "testing"),
-                   state.get("secret_access_key", "testing"))
+        missing = [k for k in ("endpoint", "region", "access_key_id", "secret_access_key") if not state.get(k)]
+        if missing:
+            raise LabError(f"the lab's state file has no {', '.join(missing)} (a lab from before the API "
+                           f"needed credentials?): remove it with provision.py down, then start again")
+        return cls(state["endpoint"], state["region"], state["access_key_id"], state["secret_access_key"])
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -78,6 +88,7 @@ def _is_our_daemon(pid: int, env: str) -> bool:
 
 def status(env: str, state_dir: Path) -> dict | None:
     """endpoint, pid, running containers, namespaces; None when no daemon of this env runs."""
+    names.check_env(env)
     state = _read_state(state_dir)
     if not state or state.get("env") != env or not _is_our_daemon(state.get("pid", 0), env):
         return None
@@ -89,6 +100,7 @@ def status(env: str, state_dir: Path) -> dict | None:
 
 def attach(env: str, state_dir: Path) -> LabApi | None:
     """The API of a running, ready lab of this env (a kept environment); None when none runs."""
+    names.check_env(env)
     state = _read_state(Path(state_dir).resolve())
     if (not state or state.get("env") != env or not state.get("ready")
             or not _is_our_daemon(state.get("pid", 0), env)):
@@ -110,6 +122,7 @@ def _api_answers(endpoint: str) -> bool:
 # --- start --------------------------------------------------------------------------------------
 def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
     """Start the lab of this env serving `region` (or return the running one, if it serves it)."""
+    names.check_env(env)
     state_dir = Path(state_dir).resolve()
     check_prerequisites()
     info = status(env, state_dir)
@@ -179,7 +192,12 @@ def _kill(pid: int, timeout: float, what: str) -> None:
 
 
 def stop(env: str, state_dir: Path, progress=print) -> None:
-    """Remove everything of this env; safe when already gone and after a crash (found by prefix)."""
+    """Remove everything of this env; safe when already gone and after a crash (found by prefix).
+
+    Removes only what the lab makes: its namespaces, containers, cgroups and mounts (by prefix and
+    PID), the instance disks it wrote under state_dir/instances, its run dir and its own state files.
+    """
+    names.check_env(env)
     state_dir = Path(state_dir).resolve()
     t0 = time.monotonic()
     state = _read_state(state_dir) or {}
@@ -190,8 +208,8 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
         _kill(pid, 25.0, "the lab daemon")  # it powers its containers off before exiting
     pids = instances.nspawn_pids_of(env)
     if pids:
-        progress(f"lab: powering off {len(pids)} container(s)")
-        instances.poweroff_pids(pids)
+        progress(f"lab: ending {len(pids)} container(s) left by a dead daemon")
+        instances.poweroff_pids(pids, clean=False)   # their disks are deleted below
         _wait_gone(pids)
     prefix = names.netns_prefix(env)
     for ns in netns.list_ns(prefix):
@@ -212,7 +230,7 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
         for d in names.NSPAWN_PROPAGATE.glob(f"tl-{names.tag(env)}-*"):
             if not netns.mounted(d):
                 shutil.rmtree(d, ignore_errors=True)
-    shutil.rmtree(state_dir / "instances", ignore_errors=True)
+    _remove_instance_disks(state_dir / "instances", progress)
     shutil.rmtree(names.run_dir(env), ignore_errors=True)
     for f in (STATE_FILE, "converge.json", "settle-request"):
         (state_dir / f).unlink(missing_ok=True)
@@ -220,6 +238,24 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
     if left:
         raise LabError(f"could not remove the lab's namespaces: {', '.join(left)}")
     progress(f"lab: {env!r} removed ({len(spaces)} namespaces) in {time.monotonic() - t0:.1f}s")
+
+
+def _remove_instance_disks(root: Path, progress) -> None:
+    """Delete the instance disks the lab wrote (dirs named like an instance id), never through a
+    mount that is still there, and nothing else a person may have put in the state dir."""
+    if not root.is_dir() or root.is_symlink():
+        return
+    for d in root.iterdir():
+        if not names.is_instance_id(d.name) or d.is_symlink() or not d.is_dir():
+            continue
+        if netns.mounts_under(d) or netns.mounted(d):
+            progress(f"lab: leaving {d} in place: something is still mounted under it")
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+    try:
+        root.rmdir()
+    except OSError:
+        pass
 
 
 def _remove_cgroups(env: str) -> None:
@@ -269,17 +305,12 @@ def wait_settled(state_dir: Path, timeout: float = 30.0) -> None:
 
 
 # --- the daemon itself --------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(args) -> None:
     import boto3
     from botocore.config import Config
 
     from emulator import server as api_server
+    from emulator.auth import new_credentials
 
     from .converge import Converger
 
@@ -289,21 +320,25 @@ def _run(args) -> None:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     def log(msg):
-        print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+        now = time.time()
+        print(f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now % 1 * 1000):03d} {msg}", flush=True)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per API call drowns the log
-    port = _free_port()
-    api_server.serve(port)
-    endpoint = f"http://127.0.0.1:{port}"
+    # This lab's own credentials: the API answers only requests signed with them. They live only in
+    # lab.json (0600) and in this process; never in the log.
+    key_id, secret = new_credentials()
+    server = api_server.serve(0, access_key_id=key_id, secret_access_key=secret, log=log)
+    endpoint = server.endpoint
     state = {"env": args.env, "pid": os.getpid(), "endpoint": endpoint, "region": args.region, "ready": False,
-             "state_dir": str(state_dir), "prefix": names.netns_prefix(args.env)}
+             "state_dir": str(state_dir), "prefix": names.netns_prefix(args.env),
+             "access_key_id": key_id, "secret_access_key": secret}
     _write_state(state_dir, state)
-    log(f"moto API at {endpoint}")
+    log(f"moto API at {endpoint} (signed requests with this lab's credentials only; see lab.json)")
     # The region is the caller's decision (the local target's), handed over on the command line:
     # never read from AWS_* variables here, which may name another region than the one provisioned.
     region = args.region
-    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
-                       aws_secret_access_key="testing", config=Config(retries={"max_attempts": 2}))
+    ec2 = boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region).client(
+        "ec2", endpoint_url=endpoint, config=Config(retries={"max_attempts": 2}))
     conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log,
                      reboots=api_server.take_reboots)
     conv.internet.ensure()
@@ -311,14 +346,18 @@ def _run(args) -> None:
     _write_state(state_dir, state)
     log(f"ready: internet namespace {conv.internet.ns}, converging {region}")
     conv.loop(stopping, api_server.changes)
-    log("stopping: powering off containers")
+    log("stopping: ending the containers (their disks go with the lab)")
     conv.shutdown()
     log("daemon exiting (stop() removes the rest of the lab)")
 
 
 def _write_state(state_dir: Path, state: dict) -> None:
+    """Atomically, readable by root only: it holds the API's credentials."""
     tmp = state_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
+    tmp.unlink(missing_ok=True)   # never write through a file (or link) someone else left there
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(state, indent=1))
     os.replace(tmp, state_dir / STATE_FILE)
 
 
@@ -335,11 +374,16 @@ def main(argv=None) -> int:
             s.add_argument("--base", required=True)
             s.add_argument("--repo", required=True)
     args = p.parse_args(argv)
-    state_dir = Path(args.state_dir or REPO_ROOT / ".state" / args.env)
     try:
+        names.check_env(args.env)   # before any path is built from it
+        state_dir = Path(args.state_dir or REPO_ROOT / ".state" / args.env)
         if args.cmd == "run":
             args.state_dir = str(state_dir)
             _run(args)
+            # Everything is already ended; tearing down moto's modules would take another second.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         elif args.cmd == "start":
             print(start(args.env, state_dir, args.region).endpoint)
         elif args.cmd == "stop":
@@ -347,7 +391,7 @@ def main(argv=None) -> int:
         else:
             print(json.dumps(status(args.env, state_dir), indent=1))
     except LabError as exc:
-        print(exc, file=sys.stderr)
+        print(f"lab.daemon: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 1
     return 0
 

@@ -7,7 +7,8 @@ all traffic through one forward hook, where security groups are enforced (securi
 Route tables are policy routing: `to <vpc cidr> lookup main` is the VPC's local route (it can't be
 deleted, as on AWS), then `from <subnet cidr> lookup <table of its route table>`; each table holds
 exactly the API's non-local routes. A deleted route is no route; a route to a missing target is a
-blackhole.
+blackhole. Every value handed to `ip` is an argv element that world.py has checked (CIDRs,
+addresses) or that this lab made (link names); nothing is split out of a string.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Router:
         self.vpc_id = vpc_id
         self.ns = names.vpc_ns(env, vpc_id)
         self.rules: set[tuple] = set()
-        self.tables: dict[int, list[str]] = {}
+        self.tables: dict[int, list[tuple[str, ...]]] = {}
         self.attached: dict[str, tuple[str, str]] = {}   # router-side link -> (address, gateway)
 
     def ensure(self) -> None:
@@ -88,31 +89,38 @@ class Router:
                 continue
             tid = table_id(sub.route_table)
             want_rules.add((200, "from", sub.cidr, str(tid)))
-            rows = []
+            rows: list[tuple[str, ...]] = []
             for r in world.route_tables.get(sub.route_table, []):
+                dest = str(ipaddress.IPv4Network(r.dest))   # checked in world.py; never an option
                 if r.kind == "igw" and world.igw_of_vpc.get(self.vpc_id) == r.target and igw_link:
-                    rows.append(f"{r.dest} via {igw_gateway} dev {igw_link} onlink")
+                    rows.append((dest, "via", igw_gateway, "dev", igw_link, "onlink"))
                 elif r.kind == "nat" and r.target in nat_links:
                     link, addr = nat_links[r.target]
-                    rows.append(f"{r.dest} via {addr} dev {link} onlink")
+                    rows.append((dest, "via", str(ipaddress.IPv4Address(addr)), "dev", link, "onlink"))
                 elif r.kind in ("eni", "instance"):
                     hit = next((i for i in world.instances.values()
                                 if r.target in (i.id, i.eni_id) and i.exists), None)
-                    rows.append(f"{r.dest} via {hit.private_ip}" if hit else f"blackhole {r.dest}")
+                    rows.append((dest, "via", str(ipaddress.IPv4Address(hit.private_ip))) if hit
+                                else ("blackhole", dest))
                 else:
-                    rows.append(f"blackhole {r.dest}")  # target gone or detached: AWS says "blackhole"
+                    rows.append(("blackhole", dest))  # target gone or detached: AWS says "blackhole"
             want_tables[tid] = sorted(rows)
         for tid, rows in want_tables.items():
             if self.tables.get(tid) != rows:
                 netns.ip(self.ns, "route", "flush", "table", str(tid), check=False)
+                self.tables.pop(tid, None)   # until every row is in: a failed row is retried next pass
                 for row in rows:
-                    netns.ip(self.ns, "route", "replace", *row.split(), "table", str(tid))
+                    netns.ip(self.ns, "route", "replace", *row, "table", str(tid))
                 self.tables[tid] = rows
         for tid in set(self.tables) - set(want_tables):
             netns.ip(self.ns, "route", "flush", "table", str(tid), check=False)
             del self.tables[tid]
-        for prio, sel, cidr, table in want_rules - self.rules:
+        # One at a time, so a pass that fails half-way retries only what is still missing.
+        for rule in sorted(want_rules - self.rules):
+            prio, sel, cidr, table = rule
             netns.ip(self.ns, "rule", "add", "priority", str(prio), sel, cidr, "lookup", table)
-        for prio, sel, cidr, table in self.rules - want_rules:
+            self.rules.add(rule)
+        for rule in sorted(self.rules - want_rules):
+            prio, sel, cidr, table = rule
             netns.ip(self.ns, "rule", "del", "priority", str(prio), sel, cidr, "lookup", table, check=False)
-        self.rules = want_rules
+            self.rules.discard(rule)

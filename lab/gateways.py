@@ -10,10 +10,18 @@ forwards behind that address; the IGW then maps that address to the NAT gateway'
 """
 from __future__ import annotations
 
+import ipaddress
+
 from . import fabric, names, netns
 from .world import World
 
+
+def _ip(value: str) -> str:
+    """An address for an nft script: parsed, so nothing else can ride along (ValueError otherwise)."""
+    return str(ipaddress.IPv4Address(value))
+
 IGW_TABLE = "lab_igw"
+PUBLIC_BLOCK = ipaddress.ip_network("198.51.100.0/24")   # the only public addresses the lab routes
 
 
 def igw_link_names(env: str, vpc_id: str) -> tuple[str, str]:
@@ -22,7 +30,8 @@ def igw_link_names(env: str, vpc_id: str) -> tuple[str, str]:
 
 
 def translations(world: World, vpc_id: str) -> dict[str, str]:
-    """public -> private for everything the VPC's IGW translates."""
+    """public -> private for everything the VPC's IGW translates (public addresses of the lab's
+    block only: the emulated API never hands out others)."""
     pairs = {}
     for inst in world.instances.values():
         if inst.vpc_id == vpc_id and inst.exists and inst.public_ip and world.igw_routed(inst.subnet_id):
@@ -30,10 +39,14 @@ def translations(world: World, vpc_id: str) -> dict[str, str]:
     for nat in world.nat_gateways.values():
         if nat.vpc_id == vpc_id and nat.public_ip and world.igw_routed(nat.subnet_id):
             pairs[nat.public_ip] = nat.private_ip
-    return pairs
+    return {a: b for a, b in pairs.items() if ipaddress.ip_address(a) in PUBLIC_BLOCK}
 
 
 def igw_ruleset(link: str, pairs: dict[str, str]) -> str:
+    pairs = {_ip(a): _ip(b) for a, b in pairs.items()}
+    if not link.isascii() or not link.isalnum():
+        raise ValueError(f"bad interface name {link[:20]!r}")
+
     def elements(items):
         items = list(items)
         return f"elements = {{ {', '.join(f'{a} : {b}' for a, b in sorted(items))} }}" if items else ""
@@ -97,14 +110,16 @@ class InternetGateway:
         # their own addresses, so replies and vantage connections never leave from the transit address.)
         inet = names.internet_ns(self.env)
         want = set(pairs)
-        for addr in want - self.applied_routes:
-            netns.ip(inet, "route", "replace", f"{addr}/32", "via", self.router_addr, "dev", self.outer)
-        for addr in self.applied_routes - want:
-            netns.ip(inet, "route", "del", f"{addr}/32", check=False)
-        self.applied_routes = want
+        for addr in sorted(want - self.applied_routes):
+            netns.ip(inet, "route", "replace", f"{_ip(addr)}/32", "via", self.router_addr, "dev", self.outer)
+            self.applied_routes.add(addr)
+        for addr in sorted(self.applied_routes - want):
+            netns.ip(inet, "route", "del", f"{_ip(addr)}/32", check=False)
+            self.applied_routes.discard(addr)
 
 
 def natgw_ruleset(own_ip: str) -> str:
+    own_ip = _ip(own_ip)
     return "\n".join([
         "table ip lab_natgw", "delete table ip lab_natgw", "table ip lab_natgw {",
         "  chain post {", "    type nat hook postrouting priority srcnat;",

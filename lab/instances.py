@@ -10,6 +10,7 @@ container gets no CAP_NET_ADMIN, so root inside can't change the fabric.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +30,17 @@ from .world import Instance
 POWEROFF = signal.SIGRTMIN + 4  # systemd's "poweroff" signal
 POWEROFF_TIMEOUT = 15.0
 BOOT_TIMEOUT = 30.0
+# Each launcher moves itself ($$, the PID that then execs systemd-nspawn) into its own cgroups.
+# The paths arrive as arguments, never inside the script: a state dir may hold quotes or spaces.
+LAUNCHER = 'for c do [ "$c" = -- ] && break; mkdir -p -- "$c" && echo $$ > "$c/cgroup.procs"; shift; done; shift; exec "$@"'
+# One OpenSSH public key on one line (what goes into authorized_keys: no options, no second key).
+PUBLIC_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+                        r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]*)?")
+OVERLAY_UNSAFE = (",", ":", "\\", "\n")   # overlayfs option separators and escapes
+
+
+def valid_public_key(key) -> bool:
+    return isinstance(key, str) and bool(PUBLIC_KEY.fullmatch(key.strip()))
 
 
 def cgroup_dirs(env: str, instance_id: str) -> list[Path]:
@@ -71,12 +83,18 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, what: str = "containers") -> None:
-    """Clean poweroff (SIGRTMIN+4 to each container's systemd), bounded; then SIGKILL by PID."""
+def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, what: str = "containers",
+                  clean: bool = True) -> None:
+    """Power containers off, all at once: clean (SIGRTMIN+4 to each container's systemd, about a
+    second) or, when their disks are about to be deleted anyway, at once (SIGKILL to the
+    container's init ends its whole PID namespace; nspawn then exits). Bounded; then SIGKILL by PID."""
     for pid in nspawn_pids:
         init = container_init(pid)
         try:
-            os.kill(init, POWEROFF) if init else os.kill(pid, signal.SIGTERM)
+            if init:
+                os.kill(init, POWEROFF if clean else signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
@@ -138,9 +156,12 @@ class InstanceHost:
         for d in ("upper", "work", "root"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
         if not netns.mounted(self.root):
-            netns.run("mount", "-t", "overlay", "overlay", "-o",
-                      f"lowerdir={self.base},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
-                      str(self.root))
+            if any(c in str(self.base) for c in OVERLAY_UNSAFE):
+                raise LabError(f"the base image path {self.base} holds one of , : \\ (overlayfs can't take it)")
+            # upper and work relative to the instance dir (mount runs there): the state dir's own
+            # path, whatever it holds (quotes, spaces, commas), never goes into the option string.
+            netns.run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={self.base},upperdir=upper,workdir=work",
+                      str(self.root), cwd=self.dir)
         marker = self.dir / "identity-written"
         if not marker.exists():
             self._write_identity(inst, public_key)
@@ -165,6 +186,8 @@ class InstanceHost:
         ssh_dir = r / "home" / LOGIN_USER / ".ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         auth = ssh_dir / "authorized_keys"
+        if public_key and not valid_public_key(public_key):
+            raise LabError(f"instance {inst.id}: its key pair's public key is not one OpenSSH key line")
         auth.write_text((public_key.strip() + "\n") if public_key else "")
         auth.chmod(0o600)
         for p in (ssh_dir, auth):
@@ -183,23 +206,24 @@ class InstanceHost:
         cgroups = cgroup_dirs(self.env, self.id)
         # Each launcher moves itself into its own cgroup first: with --keep-unit nspawn uses the
         # caller's cgroup, and two containers sharing one would see each other's services.
-        move = "; ".join(f"mkdir -p '{c}' && echo $$ > '{c}/cgroup.procs'" for c in cgroups)
         args = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
                 f"--network-namespace-path={names.NETNS_DIR}/{self.ns}", "-M", names.machine_name(self.env, self.id),
                 "--console=read-only", "--resolv-conf=off", "--link-journal=no", "--timezone=off",
                 "--drop-capability=CAP_NET_ADMIN"]
-        script = f"{move}; exec " + " ".join(f"'{a}'" for a in args)
         log = open(self.dir / "console.log", "ab")
-        self.proc = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(["sh", "-c", LAUNCHER, "lab-launch", *map(str, cgroups), "--", *args],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
         (self.dir / "nspawn.pid").write_text(f"{self.proc.pid}\n")
         self.booted_at = time.monotonic()
 
-    def wait_sshd(self, private_ip: str, router_ns: str, timeout: float = BOOT_TIMEOUT) -> float:
+    def wait_sshd(self, private_ip: str, router_ns: str, timeout: float = BOOT_TIMEOUT,
+                  cancelled=lambda: False) -> float:
         """Wait until sshd accepts on the instance (probed from its router, outside the SGs)."""
         deadline = self.booted_at + timeout if self.booted_at else time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if cancelled():
+                raise LabError(f"instance {self.id}: no longer waiting for sshd (the lab is stopping)")
             if not self.running:
                 raise LabError(f"instance {self.id}: systemd-nspawn exited while booting "
                                f"(see {self.dir / 'console.log'})")
@@ -228,6 +252,8 @@ class InstanceHost:
             netns.run("umount", str(self.root), check=False)
             if netns.mounted(self.root):
                 netns.run("umount", "-l", str(self.root), check=False)
+        if netns.mounted(self.root) or netns.mounts_under(self.dir):
+            raise LabError(f"instance {self.id}: {self.root} is still mounted; not deleting its disk")
         shutil.rmtree(self.dir, ignore_errors=True)
         netns.remove_ns(self.ns)
 

@@ -84,11 +84,15 @@ class Internet:
             factory = functools.partial(handler, directory=str(self.repo))
             self.http = netns.in_netns(self.ns, lambda: http.server.ThreadingHTTPServer((MIRROR_IP, 80), factory))
             self.http.daemon_threads = True
-            threading.Thread(target=self.http.serve_forever, name="mirror-http", daemon=True).start()
+            # A short poll: shutdown() waits for it when the lab stops.
+            threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, name="mirror-http",
+                             daemon=True).start()
         if self.dns is None:
             self.dns = netns.in_netns(self.ns, lambda: DNSServer(self.resolver, port=53, address=DNS_IP,
                                                                  logger=_QuietLogger()))
-            self.dns.start_thread()
+            self.dns.thread = threading.Thread(target=self.dns.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                               name="lab-dns", daemon=True)
+            self.dns.thread.start()
 
     def publish(self, records: dict[str, str]) -> None:
         self.resolver.records = {MIRROR_NAME: MIRROR_IP, **{k.lower(): v for k, v in records.items()}}

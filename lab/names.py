@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
+
+from .errors import LabError
 
 # The base image and package mirror are built once per machine and kept here (CI may point it at
 # a cached volume).
@@ -17,6 +20,32 @@ RUN_DIR = Path("/run/twotier-lab")
 NETNS_DIR = Path("/run/netns")
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")  # nspawn leaves one dir per machine name
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+
+
+# The CLI's rule for an env name (awsenv/settings.py), checked again here because paths are built
+# from it (/run/twotier-lab/<env>, .state/<env>): `../../etc` must never become one.
+ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+# AWS ids as the API hands them out: they become namespace, interface and directory names.
+AWS_ID = re.compile(r"(vpc|subnet|i|eni|sg|rtb|igw|nat|eipalloc)-[0-9a-f]{8,17}")
+
+
+def check_env(env: str) -> str:
+    """The env name, if it is one (full match: no trailing newline, no slash, no dot); else LabError."""
+    if not isinstance(env, str) or not ENV_NAME.fullmatch(env):
+        raise LabError(f"invalid env name {str(env)[:40]!r}: lowercase letters, digits and '-', "
+                       f"starting with a letter, at most 31 characters")
+    return env
+
+
+def is_aws_id(value, kind: str | None = None) -> bool:
+    if not isinstance(value, str):
+        return False
+    m = AWS_ID.fullmatch(value)
+    return bool(m and (kind is None or m.group(1) == kind))
+
+
+def is_instance_id(value) -> bool:
+    return is_aws_id(value, "i")
 
 
 def tag(env: str) -> str:
@@ -69,7 +98,7 @@ def cgroup_name(env: str, instance_id: str) -> str:
 
 def run_dir(env: str) -> Path:
     """Per-env runtime files any process can find from the env name alone (vantage is told only that)."""
-    return RUN_DIR / env
+    return RUN_DIR / check_env(env)
 
 
 def cache_in_use(path: Path) -> bool:

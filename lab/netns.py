@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -14,10 +15,11 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 30.0) -> str:
-    """Run a program; on failure raise LabError with its first stderr line (one line for a person)."""
+def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 30.0, cwd=None) -> str:
+    """Run a program (an argv list: never a shell); on failure raise LabError with its first stderr
+    line (one line for a person)."""
     try:
-        proc = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise LabError(f"timed out after {timeout:.0f}s waiting for: {' '.join(args)[:200]}") from None
     if check and proc.returncode != 0:
@@ -119,13 +121,21 @@ def in_netns(ns: str, fn, timeout: float = 10.0):
     return result.get("value")
 
 
+def _unescape_mount_field(field: str) -> str:
+    """/proc/self/mounts writes space, tab, newline and backslash in paths as \\040, \\011, \\012, \\134."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_points() -> list[str]:
+    """Every mount point of this mount namespace, as real paths (escapes decoded)."""
+    with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as f:
+        return [_unescape_mount_field(line.split()[1]) for line in f if len(line.split()) > 1]
+
+
 def mounted(path: Path) -> bool:
-    target = str(path)
-    with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == target for line in f)
+    return str(path) in mount_points()
 
 
 def mounts_under(prefix: Path) -> list[str]:
     p = str(prefix).rstrip("/") + "/"
-    with open("/proc/self/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[1].startswith(p)]
+    return [m for m in mount_points() if m.startswith(p)]

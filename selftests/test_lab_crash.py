@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.local]
 ENV = "labcrash"
 
 
-def one_instance(endpoint: str) -> str:
-    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+def one_instance(api: daemon.LabApi) -> str:
+    ec2 = boto3.client("ec2", endpoint_url=api.endpoint, region_name=api.region,
+                       aws_access_key_id=api.access_key_id, aws_secret_access_key=api.secret_access_key)
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -39,18 +39,19 @@ def test_start_is_idempotent_and_recovers_and_stop_cleans_after_a_crash(tmp_path
     except daemon.LabPrerequisiteError as exc:
         pytest.skip(str(exc))
     try:
-        endpoint = daemon.start(ENV, tmp_path, "us-east-1", progress=print).endpoint
-        assert daemon.start(ENV, tmp_path, "us-east-1", progress=print).endpoint == endpoint, "a second start() made a second lab"
-        inst = one_instance(endpoint)
+        api = daemon.start(ENV, tmp_path, "us-east-1", progress=print)
+        assert daemon.start(ENV, tmp_path, "us-east-1", progress=print) == api, "a second start() made a second lab"
+        inst = one_instance(api)
         daemon.wait_settled(tmp_path, timeout=60)
         assert instances.nspawn_pids_of(ENV)
         crash(tmp_path)
         assert daemon.status(ENV, tmp_path) is None
         # A new start cleans the dead lab's leftovers (its API state died with it) and starts fresh.
-        endpoint2 = daemon.start(ENV, tmp_path, "us-east-1", progress=print).endpoint
+        api2 = daemon.start(ENV, tmp_path, "us-east-1", progress=print)
+        assert api2.access_key_id != api.access_key_id, "a new lab kept the dead lab's credentials"
         assert not instances.nspawn_pids_of(ENV)
         assert not netns.exists(names.instance_ns(ENV, inst))
-        one_instance(endpoint2)   # a second instance for the next crash to leave behind
+        one_instance(api2)   # a second instance for the next crash to leave behind
         daemon.wait_settled(tmp_path, timeout=60)
         crash(tmp_path)
         (tmp_path / daemon.STATE_FILE).write_text("{half")  # state half-written

@@ -109,9 +109,9 @@ def lab(tmp_path_factory):
     HOST_VIEW.update(host_network())
     try:
         with timed("start (image + mirror cached unless cold)"):
-            endpoint = daemon.start(ENV, state_dir, "us-east-1", progress=print).endpoint
-        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+            api = daemon.start(ENV, state_dir, "us-east-1", progress=print)
+        ec2 = boto3.client("ec2", endpoint_url=api.endpoint, region_name=api.region,
+                           aws_access_key_id=api.access_key_id, aws_secret_access_key=api.secret_access_key)
         with timed("provision through the API"):
             made = build(ec2)
         with timed("converge until both instances' sshd answer"):
