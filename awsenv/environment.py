@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from .discovery import snapshot
 from .discovery.snapshot import Snapshot
 from .hosts.ssh import Connections, load_key
-from .waits import wait_with_waiter
 from .settings import Settings
 from .targets import Target
+from .waits import wait_with_waiter
 
 
 @dataclass(frozen=True)

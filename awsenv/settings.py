@@ -85,7 +85,7 @@ class Settings:
         return self.admin_cidr
 
     @classmethod
-    def build(cls, values: dict, *, region: str, admin_cidr: str | None, state_dir: Path) -> "Settings":
+    def build(cls, values: dict, *, region: str, admin_cidr: str | None, state_dir: Path) -> Settings:
         """Validate raw option values (None = not given) into Settings, or raise EnvError.
 
         region, admin_cidr and state_dir are the target's defaults, used when the option isn't given.

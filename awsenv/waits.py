@@ -8,7 +8,7 @@ through that loop, several at once where the waits overlap (a NAT gateway and th
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from botocore.exceptions import WaiterError
 

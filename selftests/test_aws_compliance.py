@@ -58,7 +58,7 @@ def _retag(aws, env, key, value):
 def test_sweep_removes_old_and_expired_environments_only(aws, tmp_path):
     for env in ("old", "expired", "fresh"):
         assert provision(aws, tmp_path / env, *up_args(env)).returncode == 0
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     _retag(aws, "old", "CreatedAt", (now - dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     _retag(aws, "expired", "ExpiresAt", (now - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     # Not ours: same Env tag style, no Project tag. The sweep must never touch it.
@@ -100,7 +100,7 @@ def test_scheduled_compliance_workflow_is_check_only():
     uses = [s.get("uses", "") for s in steps]
     assert any(u.startswith("aws-actions/configure-aws-credentials") for u in uses)
     assert any(u.startswith("actions/upload-artifact") and s["with"]["path"] == "reports/" and s["if"] == "always()"
-               for u, s in zip(uses, steps))
+               for u, s in zip(uses, steps, strict=True))
     run = next(s["run"] for s in steps if s.get("id") == "check")
     assert "--provision" not in run and "--allow-disruptive" not in run and "not disruptive" in run
     assert "1)" in run and "6)" in run, "expected the summary to tell out of compliance (1) from could not check (6)"

@@ -3,6 +3,11 @@
 Roles are derived from the instances and the routes, never from CIDR values or our own tags, so
 environments built by Terraform, CloudFormation or by hand are read the same way as ours.
 About a dozen API calls whatever the number of checks; refresh only after something changed.
+
+lab/world.py reads the same API for the local data plane, and resolves route tables and rules too.
+The two are kept apart on purpose: this is the verifier, that is the thing verified. A shared
+reader would carry one misreading into both, and the checks would then agree with the emulator's
+mistake instead of catching it. Don't merge them.
 """
 from __future__ import annotations
 
@@ -69,9 +74,9 @@ class Permission:
             return True
         if self.protocol != protocol:
             return False
-        if port is None or self.from_port in (None, -1):
+        if port is None or self.from_port is None or self.from_port == -1:
             return True
-        return self.from_port <= port <= self.to_port
+        return self.from_port <= port <= (self.to_port if self.to_port is not None else self.from_port)
 
     @property
     def source(self) -> str:
@@ -174,11 +179,11 @@ class Snapshot:
     # -- roles --------------------------------------------------------------------------
     @property
     def public_subnet(self) -> Subnet | None:
-        return self.subnets.get(self.web.subnet_id)
+        return self.subnets.get(self.web.subnet_id) if self.web.subnet_id else None
 
     @property
     def private_subnet(self) -> Subnet | None:
-        return self.subnets.get(self.db.subnet_id)
+        return self.subnets.get(self.db.subnet_id) if self.db.subnet_id else None
 
     def route_table_of(self, subnet: Subnet | None) -> RouteTable | None:
         return self.route_tables.get(subnet.route_table_id) if subnet and subnet.route_table_id else None

@@ -5,17 +5,17 @@ Negative reachability is probed, not inferred: a probe says "open", "refused" or
 from __future__ import annotations
 
 import http.client
-import socket
 
 from ..targets import Target
 
 
 def tcp(target: Target, host: str, port: int, timeout: float | None = None, origin: str = "internet") -> str:
     try:
-        sock = target.connect(host, port, timeout=timeout or target.probe_timeout, origin=origin)
+        sock = target.connect(host, port, timeout=timeout if timeout is not None else target.probe_timeout,
+                              origin=origin)
     except ConnectionRefusedError:
         return "refused"
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return "timeout"
     except OSError as exc:
         return f"unreachable ({exc.strerror or exc})"
@@ -26,10 +26,10 @@ def tcp(target: Target, host: str, port: int, timeout: float | None = None, orig
 class _Conn(http.client.HTTPConnection):
     def __init__(self, target: Target, address: str, host_header: str, timeout: float):
         super().__init__(host_header, 80, timeout=timeout)
-        self._target, self._address = target, address
+        self._target, self._address, self._timeout = target, address, timeout
 
     def connect(self):
-        self.sock = self._target.connect(self._address, 80, timeout=self.timeout)
+        self.sock = self._target.connect(self._address, 80, timeout=self._timeout)
 
 
 def http_get(target: Target, address: str, host_header: str | None = None, timeout: float = 5.0):

@@ -98,7 +98,7 @@ class Connections:
         return self._connect(self.web_addr, self.target.connect(self.web_addr, 22, timeout=10), key)
 
     def open_db(self, key=None) -> paramiko.SSHClient:
-        channel = self.web().get_transport().open_channel(
+        channel = transport_of(self.web()).open_channel(
             "direct-tcpip", (self.db_addr, 22), ("127.0.0.1", 0), timeout=10)
         return self._connect(self.db_addr, channel, key)
 
@@ -116,7 +116,8 @@ class Connections:
                 raise EnvError(f"the {role} server could not be reached over SSH earlier in this run: "
                                f"{self._failed[role]}")
             client = self._clients.get(role)
-            if client is None or not client.get_transport() or not client.get_transport().is_active():
+            transport = client.get_transport() if client else None
+            if client is None or transport is None or not transport.is_active():
                 try:
                     client = self._clients[role] = opener()
                 except (OSError, paramiko.SSHException, EnvError) as exc:
@@ -135,7 +136,7 @@ class Connections:
 
     close = forget
 
-    def execute(self, role: str, command: str, timeout: float = 600) -> "Result":
+    def execute(self, role: str, command: str, timeout: float = 600) -> Result:
         """Run a command on a role's host over the shared connection."""
         self.commands.append((role, command))
         return execute(getattr(self, role)(), command, timeout=timeout)
@@ -188,8 +189,15 @@ class Result:
         return f"$ {self.command}\n{self.stdout}{self.stderr}(exit {self.rc})"
 
 
+def transport_of(client: paramiko.SSHClient) -> paramiko.Transport:
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise EnvError("the SSH connection closed")
+    return transport
+
+
 def execute(client: paramiko.SSHClient, command: str, timeout: float = 600) -> Result:
-    chan = client.get_transport().open_session(timeout=15)
+    chan = transport_of(client).open_session(timeout=15)
     chan.settimeout(timeout)
     chan.exec_command(command)
     out = chan.makefile("rb").read().decode(errors="replace")

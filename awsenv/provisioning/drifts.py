@@ -8,8 +8,8 @@ environment can show many drifts in turn. Every function takes the Environment.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import EnvError
 from ..waits import wait_with_waiter

@@ -7,8 +7,8 @@ message about what is left names them first, with their cost.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from botocore.exceptions import ClientError
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from . import tags
 from ..errors import EnvError
-from .ledger import Ledger
 from ..settings import Settings
 from ..targets import Target
 from ..waits import wait_all, wait_with_waiter
+from . import tags
+from .ledger import Ledger
 
 WORLD = "0.0.0.0/0"
 
@@ -348,9 +348,9 @@ class Provisioner:
 def write_new_key(path: Path):
     """A new ed25519 key written to path, 0600 from the first byte, never over an existing file
     nor through a symlink (the state directory may be one the user shares with other files)."""
+    import paramiko
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    import paramiko
 
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,

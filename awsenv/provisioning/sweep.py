@@ -81,7 +81,7 @@ def project_environments(ec2, progress=print) -> dict[str, EnvFound]:
 def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run: bool = False,
           progress=print, now: dt.datetime | None = None) -> list[str]:
     """Remove every due environment; returns what could not be removed (empty when all went)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     envs = project_environments(target.ec2, progress)
     due = [(e, why) for e in envs.values() if (why := e.why_due(now, older_than))]
     kept = [e for e in envs.values() if not e.why_due(now, older_than)]

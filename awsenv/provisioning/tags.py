@@ -12,16 +12,18 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 def tags_for(env: str, role: str, ttl_hours: float = DEFAULT_TTL_HOURS) -> list[dict]:
     # CreatedAt and ExpiresAt let `provision.py sweep` remove what a crashed or forgotten run left.
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return [{"Key": "Name", "Value": f"{env}-{role}"}, {"Key": "Env", "Value": env},
             {"Key": "Role", "Value": role}, {"Key": "Project", "Value": PROJECT},
             {"Key": "CreatedAt", "Value": now.strftime(TIME_FORMAT)},
             {"Key": "ExpiresAt", "Value": (now + dt.timedelta(hours=ttl_hours)).strftime(TIME_FORMAT)}]
 
 
-def parse_time(text: str) -> dt.datetime | None:
+def parse_time(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
     try:
-        return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
     except (TypeError, ValueError):
         return None
 

@@ -30,7 +30,7 @@ def target_class(name: str) -> type[Target]:
 
 def make_target(values: dict) -> Target:
     """The target named by values["target"], with the settings it decided (raw option values in)."""
-    cls = target_class(values.get("target") or DEFAULTS["target"])
+    cls = target_class(str(values.get("target") or DEFAULTS["target"]))
     return cls(cls.decide_settings(values))
 
 

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.session
@@ -32,6 +33,9 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_t
 AUTH_ERRORS = ("AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
                "ExpiredToken", "RequestExpired", "InvalidAccessKeyId", "AccessDenied", "UnauthorizedOperation")
 CHECKIP_URL = "http://checkip.amazonaws.com/"
+# In-process and lab APIs: an endpoint from the user's shell must not redirect them. (Passed by
+# name: the type stubs predate this botocore option.)
+IGNORE_SHELL_ENDPOINTS = Config(**{"ignore_configured_endpoint_urls": True})  # type: ignore[arg-type]
 STATE_ROOT = REPO_ROOT / ".state"
 
 
@@ -57,7 +61,7 @@ class Target:
         """Settings from raw option values, with this target's defaults where none was given."""
         from ..settings import DEFAULTS, check_env_name
 
-        env = check_env_name(values.get("env") or DEFAULTS["env"])
+        env = check_env_name(str(values.get("env") or DEFAULTS["env"]))
         state_dir = Path(values["state_dir"]) if values.get("state_dir") else None
         region = cls.decide_region(values.get("region"), env, state_dir)
         return Settings.build(values, region=region, admin_cidr=cls.admin_cidr_default,
@@ -133,7 +137,8 @@ class Target:
     def client(self, service: str):
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self.session().client(
+                session: Any = self.session()     # the stubs know each service by a literal name
+                self._clients[service] = session.client(
                     service, endpoint_url=self.endpoint_url(), config=self._client_config())
             return self._clients[service]
 

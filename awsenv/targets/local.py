@@ -10,7 +10,7 @@ from pathlib import Path
 from botocore.config import Config
 
 from ..errors import EnvError
-from .base import RETRY_CONFIG, Target, isolated_session
+from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
 from .moto import LAB_ADMIN_CIDR
 
 
@@ -38,7 +38,7 @@ class LocalTarget(Target):
         return isolated_session(api.region, api.access_key_id, api.secret_access_key)
 
     def _client_config(self) -> Config:
-        return RETRY_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+        return RETRY_CONFIG.merge(IGNORE_SHELL_ENDPOINTS)
 
     def _require_api(self):
         if self._api is None:

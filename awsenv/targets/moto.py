@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from botocore.config import Config
 
-from .base import RETRY_CONFIG, Target, isolated_session
+from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
 
 # The lab's own internet hosts sit in this block; SSH is never open to the world by default.
 LAB_ADMIN_CIDR = "198.51.100.0/28"
@@ -25,7 +25,7 @@ class MotoTarget(Target):
 
     def _client_config(self) -> Config:
         # An endpoint from the shell would send mock_aws's requests somewhere real.
-        return RETRY_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+        return RETRY_CONFIG.merge(IGNORE_SHELL_ENDPOINTS)
 
     def open(self, progress=print) -> bool:
         from moto import mock_aws
