@@ -71,6 +71,58 @@ def aws(moto_server) -> Server:
     return moto_server
 
 
+class RealisticServer(Server):
+    """A `Server` whose moto answers through the realism layer (emulator/realism.py): EC2's eventual
+    consistency, state order, lingering interfaces, mapped addresses, zones, a shared account."""
+
+    def __init__(self, url: str, layer, counts_path: Path):
+        super().__init__(url)
+        self.layer = layer                # .counts (by rule), .timings, .clock
+        self.counts_path = counts_path    # the same counts as JSON, for other processes
+
+    def counts(self) -> dict[str, int]:
+        return self.layer.counts.snapshot()
+
+    def paused(self):
+        """Hold the layer's clock still (`with server.paused(): ...`): checks made "immediately
+        after" a call then can't be outrun by a loaded machine; real time runs on afterwards."""
+        return self.layer.clock.paused()
+
+
+# The layer's windows for the self-tests: its defaults (seconds already) scaled down once more, the
+# order of states kept; TWOTIER_EMULATOR_REALISM_SCALE multiplies them again.
+REALISM_TEST_SCALE = 0.25
+
+
+@pytest.fixture(scope="session")
+def realistic_server(tmp_path_factory):
+    """moto in server mode on 127.0.0.1 behind the realism layer. Opt-in: `moto_server` and `aws`
+    stay plain moto. TWOTIER_EMULATOR_REALISM=off makes it plain moto too. It shares moto's
+    in-process backends with `moto_server` (one process), so use it through `realistic_aws`, which
+    resets both before each test."""
+    import logging
+
+    from emulator import realism
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    counts_path = tmp_path_factory.mktemp("realism") / "counts.json"
+    timings = realism.Timings.from_env(realism.Timings().scaled(REALISM_TEST_SCALE))
+    server = realism.RealisticMotoServer("127.0.0.1", 0, timings=timings, counts_path=counts_path,
+                                         clock=realism.PausableClock())
+    server.start()
+    host, port = server.get_host_and_port()
+    assert host == "127.0.0.1"
+    yield RealisticServer(f"http://127.0.0.1:{port}", server.layer, counts_path)
+    server.stop()
+
+
+@pytest.fixture
+def realistic_aws(realistic_server) -> RealisticServer:
+    """A clean realistic server (moto and the layer's memory reset) for one test."""
+    realistic_server.reset()
+    return realistic_server
+
+
 def provision(server: Server, state_dir: Path, *args: str, env: dict | None = None, faults: dict | None = None,
               timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(REPO / "provision.py"), *args, "--target", "aws", "--state-dir", str(state_dir)]
