@@ -78,6 +78,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape
 
@@ -120,13 +121,13 @@ class Timings:
     nat_deleting: float = 4.0
     eni_linger: float = 4.0
 
-    def scaled(self, factor: float) -> "Timings":
+    def scaled(self, factor: float) -> Timings:
         if factor < 0:
             raise ValueError("a timing scale can't be negative")
         return Timings(**{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
 
     @classmethod
-    def from_env(cls, base: "Timings | None" = None) -> "Timings":
+    def from_env(cls, base: Timings | None = None) -> Timings:
         base = base or cls()
         raw = os.environ.get(ENV_SCALE, "").strip()
         return base.scaled(float(raw)) if raw else base
@@ -238,6 +239,8 @@ class Counts:
                 self._write()
 
     def _write(self) -> None:  # under self._lock
+        if self.path is None:
+            return
         data = {"pid": os.getpid(), "updated": time.time(), "by_rule": self._by_rule,
                 "by_action": self._by_action, "total": sum(self._by_rule.values())}
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -741,7 +744,7 @@ class RealismLayer:
         if subnet_id:
             try:
                 zone = backend.get_subnet(subnet_id).availability_zone
-            except Exception:
+            except _moto_errors():
                 return  # moto answers for an unknown subnet
         if not zone or self._offered(req, itype, zone):
             return
@@ -761,7 +764,7 @@ class RealismLayer:
         for iid in req.values("InstanceId"):
             try:
                 moto_state = backend.get_instance(iid)._state.name
-            except Exception:
+            except _moto_errors():
                 continue
             state = self._instance_state(iid, moto_state, now)
             if starting and state in ("stopping", "shutting-down", "terminated"):
@@ -784,16 +787,15 @@ class RealismLayer:
         for iid in req.values("InstanceId"):
             try:
                 inst = backend.get_instance(iid)
-            except Exception:
+            except _moto_errors():
                 continue
             if inst._state.name == "terminated":
                 continue
             groups = {g.id for g in (inst.security_groups or [])}
             for nic in list(getattr(inst, "nics", {}).values()):
-                groups.update(g.id for g in (_safe(lambda: nic.group_set, []) or []))
+                groups.update(g.id for g in (_prop(nic, "group_set") or []))
             snaps[iid] = _Snapshot(self._instance_state(iid, inst._state.name, now), frozenset(groups),
-                                   _safe(lambda: inst.subnet_id), _safe(lambda: inst.vpc_id),
-                                   _safe(lambda: inst.public_ip))
+                                   _prop(inst, "subnet_id"), _prop(inst, "vpc_id"), _prop(inst, "public_ip"))
         return snaps
 
     def _lingering(self, now: float):
@@ -843,7 +845,7 @@ class RealismLayer:
             for group in self._backend(req).describe_security_groups(group_names=[name]):
                 if default_vpc is None or group.vpc_id == default_vpc.id:
                     return group.id
-        except Exception:
+        except _moto_errors():
             return None
         return None
 
@@ -889,14 +891,14 @@ class RealismLayer:
                 if instance_holds(inst) and self._instance_vpc(inst) == vpc_id:
                     mapped.append(addr.public_ip)
             elif eni is not None and eni.id in getattr(backend, "enis", {}):
-                if _safe(lambda: eni.subnet.vpc_id) == vpc_id:
+                if _prop(eni, "subnet.vpc_id") == vpc_id:
                     mapped.append(addr.public_ip)
         for inst in _safe(lambda: backend.all_instances(), []):
-            if inst._state.name in ("running", "pending") and _safe(lambda: inst.public_ip) \
+            if inst._state.name in ("running", "pending") and _prop(inst, "public_ip") \
                     and self._instance_vpc(inst) == vpc_id:
                 mapped.append(inst.public_ip)
         # An instance keeps its public IPv4 address until it has stopped or terminated.
-        for iid, ch in list(self._instances.items()):
+        for ch in list(self._instances.values()):
             timing = _INSTANCE_CHANGES[ch.kind][2]
             if ch.kind in ("stop", "terminate") and ch.public_ip and ch.vpc == vpc_id \
                     and now < ch.at + getattr(self.timings, timing):
@@ -905,7 +907,7 @@ class RealismLayer:
 
     def _instance_vpc(self, inst) -> str | None:
         change = self._instances.get(inst.id)
-        return _safe(lambda: inst.vpc_id) or (change.vpc if change else None)
+        return _prop(inst, "vpc_id") or (change.vpc if change else None)
 
     def _route_local_zone_subnet(self, req: _Request) -> None:
         """AWS: "Local Zones" - after opting in, subnets can be created in a Local Zone like in any
@@ -979,8 +981,8 @@ class RealismLayer:
         before: dict[str, _Snapshot] = req.notes.get("before", {})
         for item in _walk(doc.root, ("instancesSet", "item")):
             iid = _text(item, "instanceId")
-            snap = before.get(iid or "")
-            if snap is None:
+            snap = before.get(iid) if iid else None
+            if iid is None or snap is None:
                 continue
             if snap.state != final:     # stopping a stopped instance changes nothing
                 with self._lock:
@@ -1054,7 +1056,7 @@ class RealismLayer:
         boto3's NatGatewayAvailable waiter expects exactly that order."""
         changed = 0
         for item in _walk(doc.root, ("natGatewaySet", "item")):
-            nid = _text(item, "natGatewayId")
+            nid = _text(item, "natGatewayId") or ""
             moto_state = _text(item, "state")
             state = moto_state
             created, deleted = self._nat_created.get(nid), self._nat_deleted.get(nid)
@@ -1062,7 +1064,7 @@ class RealismLayer:
                 state = "pending"
             elif moto_state == "deleted" and deleted is not None and now < deleted + self.timings.nat_deleting:
                 state = "deleting"
-            if state != moto_state:
+            if state is not None and state != moto_state:
                 _set_text(item, "state", state, doc.ns)
                 changed += 1
         filters = req.notes.get("state_filters", {})
@@ -1202,7 +1204,7 @@ class RealismLayer:
             setattr(moto_zone, name, value)
         try:
             self._backend(req).get_subnet(sid)._availability_zone = moto_zone
-        except Exception:
+        except _moto_errors():
             return
         _set_text(subnet_el[0], "availabilityZone", zone.name, doc.ns)
         _set_text(subnet_el[0], "availabilityZoneId", zone.zone_id, doc.ns)
@@ -1247,15 +1249,35 @@ class RealismLayer:
         if not status.startswith("200"):
             return
         iid = _text(_walk(ET.fromstring(body), ("instancesSet", "item"))[0], "instanceId")
+        if not iid:
+            return
         self._call(_with_params(req.environ, [("Action", "StopInstances"), ("Version", "2016-11-15"),
                                               ("InstanceId.1", iid)]))
         self.counts.add("others-instances", req.action)
 
 
+def _moto_errors() -> tuple[type[BaseException], ...]:
+    """What moto raises for a resource it doesn't know (or a half-gone one, e.g. a terminated
+    instance whose interfaces are deleted): its service errors, and lookups that find nothing."""
+    from moto.core.exceptions import ServiceException
+
+    return (ServiceException, LookupError, AttributeError, TypeError, ValueError)
+
+
 def _safe(fn, default=None):
     try:
         return fn()
-    except Exception:
+    except _moto_errors():
+        return default
+
+
+def _prop(obj, path: str, default=None):
+    """obj.a.b for path "a.b", or `default` when moto can't say (see `_moto_errors`)."""
+    try:
+        for name in path.split("."):
+            obj = getattr(obj, name)
+        return obj
+    except _moto_errors():
         return default
 
 
@@ -1280,7 +1302,7 @@ def _account(environ, access_key: str | None) -> str:
             from moto.iam.models import get_account_id_from
 
             return get_account_id_from(access_key)
-        except Exception:
+        except _moto_errors():
             pass
     return DEFAULT_ACCOUNT_ID
 
@@ -1314,7 +1336,7 @@ def wrap(app, *, enabled: bool | None = None, rules=None, timings: Timings | Non
     The layer's `counts` (a `Counts`) is the in-process counter.
     """
     if enabled is False:
-        chosen = frozenset()
+        chosen: frozenset[str] = frozenset()
     elif enabled is True:
         chosen = frozenset(RULES if rules is None else rules)
     else:
@@ -1344,16 +1366,17 @@ class RealisticMotoServer:
         self._ip, self._port = ip_address, port
         self.layer = wrap(moto_app(), **wrap_kwargs)
         self.app = outer(self.layer) if outer else self.layer
-        self._server = None
-        self._thread = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> "RealisticMotoServer":
+    def start(self) -> RealisticMotoServer:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
-        self._server = make_server(self._ip, self._port, self.app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="realistic-moto", daemon=True)
-        self._thread.start()
+        server = make_server(self._ip, self._port, self.app, threaded=True, request_handler=MotoRequestHandler)
+        thread = threading.Thread(target=server.serve_forever, name="realistic-moto", daemon=True)
+        thread.start()
+        self._server, self._thread = server, thread
         return self
 
     def get_host_and_port(self) -> tuple[str, int]:
