@@ -99,13 +99,18 @@ def status(env: str, state_dir: Path) -> dict | None:
 
 
 def attach(env: str, state_dir: Path) -> LabApi | None:
-    """The API of a running, ready lab of this env (a kept environment); None when none runs."""
+    """The API of a running, ready lab of this env (a kept environment); None when none runs (or
+    when it is a lab from before its API needed credentials: nobody can use that one; stop() can)."""
     names.check_env(env)
     state = _read_state(Path(state_dir).resolve())
     if (not state or state.get("env") != env or not state.get("ready")
-            or not _is_our_daemon(state.get("pid", 0), env)):
+            or not _is_our_daemon(state.get("pid", 0), env) or not _has_credentials(state)):
         return None
     return LabApi.from_state(state)
+
+
+def _has_credentials(state: dict) -> bool:
+    return bool(state.get("access_key_id") and state.get("secret_access_key"))
 
 
 def _api_answers(endpoint: str) -> bool:
@@ -127,6 +132,9 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
     check_prerequisites()
     info = status(env, state_dir)
     if info and info["ready"] and _api_answers(info["endpoint"]):
+        if not _has_credentials(_read_state(state_dir) or {}):   # never replace a kept lab silently
+            raise LabError(f"the local lab of env {env!r} predates the API's credentials; "
+                           f"remove it first (provision.py down), then start again")
         running = attach(env, state_dir)
         if running and running.region != region:
             raise LabError(f"the local lab of env {env!r} serves region {running.region}, not {region}; "

@@ -58,7 +58,7 @@ def _port(value, lo: int, hi: int, what: str) -> int | None:
 
 def protocol(value) -> str:
     """The canonical protocol of a rule: tcp, udp, icmp, icmpv6, -1 (all) or a number 0-255."""
-    text = str(value).strip().lower() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    text = str(value).lower() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     if text in PROTOCOL_NAMES:
         return PROTOCOL_NAMES[text]
     if re.fullmatch(r"[0-9]{1,3}", text) and int(text) <= 255:
