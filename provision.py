@@ -45,6 +45,9 @@ def parse(argv):
             sp.add_argument(f"--{o.name}", default=None, help=o.help + (f" [default: {o.default}]" if o.default else ""))
         if name == "up":
             sp.add_argument("--no-host-setup", action="store_true", help="skip installing Apache and MariaDB")
+            sp.add_argument("--long-lived", action="store_true",
+                            help="tag it Lifetime=long-lived instead of an 8-hour ExpiresAt: `sweep` keeps it "
+                                 "(an environment a scheduled compliance job checks); only `down` removes it")
         if name == "drift":
             sp.add_argument("name", help="drift name (see `provision.py drifts`)")
             sp.add_argument("--revert", action="store_true", help="undo the drift")
@@ -82,20 +85,32 @@ def attach(env) -> None:
 
 
 def cmd_up(args) -> int:
+    from awsenv.provisioning.lock import environment_lock
+
+    env = environment_of(args)
+    env.settings.require_admin_cidr()
+    with environment_lock(env.settings.state_dir, env.settings.env, "up"):
+        return _up(args, env)
+
+
+def _up(args, env) -> int:
     from awsenv.lifecycle import Lifecycle
     from awsenv.provisioning import teardown
     from awsenv.provisioning.provisioner import Provisioner
 
-    env = environment_of(args)
-    env.settings.require_admin_cidr()
     target = env.target
     lifecycle = Lifecycle(env, provision=True, keep=True)
     target.prepare(progress=print)
     started = target.open(progress=print)
-    provisioner = Provisioner(target, env.settings, progress=print)
+    provisioner = Provisioner(target, env.settings, progress=print, long_lived=args.long_lived)
     try:
         # Bad input (image, env name taken, ...) fails here, before anything is created: one line.
         provisioner.check_inputs()
+    except BaseException:
+        if started:
+            target.close(progress=lambda _: None)
+        raise
+    try:
         if args.no_host_setup or not target.host_access:
             provisioner.up()
         else:
@@ -103,15 +118,12 @@ def cmd_up(args) -> int:
     except BaseException as exc:
         # Nothing half-built is left, and nothing that was there before is touched: remove
         # exactly what this attempt created, whatever the failure was.
-        created = provisioner.created
-        print(f"up failed ({one_line(exc) or 'interrupted'}); "
-              f"{'removing the ' + str(len(created)) + ' resources this attempt made' if created else 'nothing was made'}",
+        print(f"up failed ({one_line(exc) or 'interrupted'}); removing what this attempt made (nothing else)",
               file=sys.stderr)
         try:
-            if created:
-                left = teardown.down(target, env.settings, progress=print, only=created)
-                for line in left.lines():
-                    print(line, file=sys.stderr)
+            left = teardown.down(target, env.settings, progress=print, only=provisioner.made_here)
+            for line in left.lines():
+                print(line, file=sys.stderr)
         finally:
             env.drop_connections()
             if started:
@@ -119,7 +131,10 @@ def cmd_up(args) -> int:
         raise
     print_status(env)
     if target.host_access:
-        write_ssh_config(env)
+        try:
+            print(f"ssh_config: {write_ssh_config(env)}")
+        except EnvError as exc:     # the environment is built; only the convenience file is skipped
+            print(f"warning: {exc}", file=sys.stderr)
     env.drop_connections()
     if not target.persistent:
         print("note: the moto target holds the API in this process only; what it built is gone now "
@@ -138,11 +153,13 @@ def print_status(env) -> None:
 
 
 def write_ssh_config(env) -> str:
-    from awsenv.hosts.ssh import ssh_config
+    from awsenv.hosts.ssh import SSH_CONFIG_HEADER, ssh_config
 
     snap = env.snapshot()
     text = ssh_config(env.settings, snap.web.public_ip, snap.db.private_ip, env.target.proxy_command())
     path = env.settings.state_dir / "ssh_config"
+    if path.is_symlink() or (path.exists() and not path.read_text(errors="replace").startswith(SSH_CONFIG_HEADER)):
+        raise EnvError(f"{path} exists and was not written by this project; refusing to overwrite it")
     path.write_text(text)
     return str(path)
 
@@ -164,9 +181,16 @@ def cmd_ssh_config(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from awsenv.provisioning import teardown
+    from awsenv.provisioning.lock import environment_lock
 
     env = environment_of(args)
+    with environment_lock(env.settings.state_dir, env.settings.env, "down"):
+        return _down(env)
+
+
+def _down(env) -> int:
+    from awsenv.provisioning import teardown
+
     target = env.target
     if not target.persistent:
         print(f"the {target.name} target keeps nothing between commands: nothing to remove")
@@ -175,7 +199,18 @@ def cmd_down(args) -> int:
         print(f"no API running for {env.settings.env!r}; cleaning up what a crashed lab may have left")
         target.close(progress=print)
         return 0
-    left = teardown.down(target, env.settings, progress=print)
+    try:
+        left = teardown.down(target, env.settings, progress=print)
+    except KeyboardInterrupt:
+        # Interrupted half-way: say what still exists (and what of it bills by the hour).
+        try:
+            still = teardown.leftovers(target, env.settings)
+        except Exception:  # noqa: BLE001 - a second interrupt or a dead API: say that much
+            still = None
+        print("down interrupted; " + ("still there: " + "; ".join(still.lines()) if still else
+                                      "could not list what is left" if still is None else "nothing is left"),
+              file=sys.stderr)
+        raise
     target.close(progress=print)
     if left:
         for line in left.lines():
@@ -202,10 +237,12 @@ def cmd_sweep(args) -> int:
 
 def cmd_drift(args) -> int:
     from awsenv.provisioning.drifts import apply_drift, revert_drift
+    from awsenv.provisioning.lock import environment_lock
 
     env = environment_of(args)
     attach(env)
-    d = (revert_drift if args.revert else apply_drift)(args.name, env)
+    with environment_lock(env.settings.state_dir, env.settings.env, "drift"):
+        d = (revert_drift if args.revert else apply_drift)(args.name, env)
     env.drop_connections()
     print(f"{'reverted' if args.revert else 'applied'} drift {d.name}: {d.description}")
     return 0

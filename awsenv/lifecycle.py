@@ -15,6 +15,7 @@ from .environment import Environment
 from .errors import EnvError
 from .hosts import setup as hostsetup
 from .provisioning import teardown
+from .provisioning.lock import environment_lock
 from .provisioning.provisioner import Provisioner
 
 
@@ -51,9 +52,14 @@ class Lifecycle:
         self.refused = False      # the environment existed before: never this pass's to remove
         self.opened_here = False
         self.say = progress
+        self._held = contextlib.ExitStack()
 
     def begin(self, drift: str | None = None) -> None:
         target = self.env.target
+        if self.provision:
+            # One build of an environment at a time (another `up` or --provision waits its turn).
+            self._held.enter_context(environment_lock(self.env.settings.state_dir, self.env.settings.env,
+                                                      "pytest --provision"))
         if self.provision or not target.attach(self.say):
             if not self.provision and target.persistent:
                 raise EnvError(f"no {target.name} environment {self.env.settings.env!r} is running: build one with "
@@ -100,6 +106,10 @@ class Lifecycle:
                 db.result()
 
     def end(self) -> None:
+        with self._held:
+            self._end()
+
+    def _end(self) -> None:
         self.env.drop_connections()
         if self.provision and not self.keep and not self.torn_down and not self.refused:
             self.tear_down()

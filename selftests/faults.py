@@ -18,6 +18,9 @@ and `down` survive a flaky API and interruptions at any point. Keys:
     at       which API call: its 1-based number (counted at botocore's before-call), or
              "service.Operation#K" for the K-th call of that operation (e.g. "ec2.RunInstances#2")
     phase    "before" (the call is never made) or "after" (it was made, its answer not yet used)
+    raise    "OSError", "SSHException" or "ResponseParserError": raised in this process at call `at`
+             (with `phase`), an error of a type outside the ones the CLI names, as a broken network,
+             an SSH library or a garbled answer would raise it
     backoff_scale  multiply botocore's retry delays by this (default 1): the retry logic stays
              botocore's own (standard mode, attempts, retry quota), only the waiting is shorter
     log      file to append one line per injected fault / signal / call, for the test to read
@@ -77,6 +80,7 @@ class FaultInjector:
         self.signal = getattr(signal, spec["signal"]) if spec.get("signal") else None
         self.at = spec.get("at", 0)
         self.phase = spec.get("phase", "before")
+        self.raise_name = spec.get("raise")
         self.log_path = spec.get("log")
         self.backoff_scale = float(spec.get("backoff_scale", 1))
         self.calls = 0
@@ -104,11 +108,27 @@ class FaultInjector:
             n = self.calls
             context["twotier_hit"] = self.at in (n, f"{op}#{self.per_op[op]}")
         self._log(f"call {n} {op}")
+        if self.raise_name and context["twotier_hit"] and self.phase == "before":
+            self._raise(op)
         if self.signal and context["twotier_hit"] and self.phase == "before":
             self._log(f"signal {self.signal.name} before call {self.at} {op}")
             os.kill(os.getpid(), self.signal)
 
+    def _raise(self, op: str) -> None:
+        self._log(f"raise {self.raise_name} at {op}")
+        if self.raise_name == "SSHException":
+            import paramiko
+
+            raise paramiko.SSHException("injected: the SSH session broke")
+        if self.raise_name == "ResponseParserError":
+            from botocore.parsers import ResponseParserError
+
+            raise ResponseParserError("injected: unable to parse the answer")
+        raise OSError(113, "injected: No route to host")
+
     def after_call(self, model, context, **_):
+        if self.raise_name and context.get("twotier_hit") and self.phase == "after":
+            self._raise(f"{model.service_model.service_name}.{model.name}")
         if self.signal and context.get("twotier_hit") and self.phase == "after":
             self._log(f"signal {self.signal.name} after call {self.at} {model.service_model.service_name}.{model.name}")
             os.kill(os.getpid(), self.signal)

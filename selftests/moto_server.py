@@ -36,7 +36,9 @@ class Server:
                    AWS_CONFIG_FILE="/nonexistent/aws-config", AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-creds",
                    PYTHONUNBUFFERED="1")
         if faults:
+            # The injector is no part of the product: Python loads it at start-up from faultsite/.
             env["TWOTIER_TEST_FAULTS"] = json.dumps(faults)
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO / "selftests" / "faultsite"), str(REPO)])
         for key, value in extra.items():
             if value is None:
                 env.pop(key, None)

@@ -1,6 +1,6 @@
 """`provision.py up --target aws` interrupted at 20 points, by SIGINT or SIGTERM; then `down`.
 
-The test-only fault injector (awsenv/faults.py) sends the signal to the process itself at a chosen
+The test-only fault injector (selftests/faults.py) sends the signal to the process itself at a chosen
 API call: "before" (the call is never made) or "after" (AWS made the resource, the answer has not
 reached our code: the window where only the tags can find it, not the ledger). Every time, the
 account must end up with nothing but AWS's default furniture, tagged by us or not.
@@ -11,7 +11,7 @@ import pytest
 
 from selftests.moto_server import nothing_left, provision, stderr_lines, up_args
 
-AFTER = ["ec2.CreateKeyPair#1", "ec2.CreateVpc#1", "ec2.CreateSubnet#1",
+AFTER = ["ec2.ImportKeyPair#1", "ec2.CreateVpc#1", "ec2.CreateSubnet#1",
          "ec2.CreateInternetGateway#1", "ec2.CreateRouteTable#1",
          "ec2.CreateRoute#1", "ec2.CreateSecurityGroup#1", "ec2.CreateSecurityGroup#2",
          "ec2.AllocateAddress#1", "ec2.CreateNatGateway#1",

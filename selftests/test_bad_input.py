@@ -34,6 +34,11 @@ CASES = [
     ("env-name-bad-characters", ["--env", "Prod_Env"], {}, "bad env name 'Prod_Env'", 4, False),
     ("admin-cidr-missing", ["--admin-cidr", None], {}, "--admin-cidr is required", 6, True),
     ("env-name-taken-by-others", ["--env", "taken"], {}, "taken by resources not made by this project", 6, True),
+    # A trailing newline would have reached file names and the ssh_config.
+    ("env-name-trailing-newline", ["--env", "nl\n"], {}, "bad env name 'nl\\n'", 4, False),
+    # A newline in the user name would have injected a ProxyCommand into the ssh_config.
+    ("ssh-user-newline", ["--ssh-user", "ec2-user\n  ProxyCommand touch /tmp/pwned"], {}, "bad --ssh-user", 4, False),
+    ("subnet-prefix-out-of-range", ["--private-cidr", "10.0.2.7/32"], {}, "AWS allows subnets of /16 to /28", 4, False),
 ]
 
 
@@ -112,3 +117,18 @@ def test_suite_bad_input(case, aws, auth_server, tmp_path):
     said = [line for line in out.splitlines() if case[3] in line]
     assert len(said) == 1, f"expected {case[3]!r} on one line, found {said}\n{out[-3000:]}"
     _assert_nothing_created(aws, before, state)
+
+
+@pytest.mark.parametrize("selector", ["web", "i-", "tag:Name", "tag:=x", "i-zzzzzzzz"])
+def test_malformed_selector_is_a_usage_error(aws, tmp_path, selector):
+    proc = check_suite(aws, tmp_path, "--vpc-id", "vpc-0123456789abcdef0", "--web", selector, "--db", "i-0123456789abcdef0")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, f"expected exit 4 (usage), found {proc.returncode}\n{out[-2000:]}"
+    assert "Traceback" not in out and f"bad --web {selector!r}" in out, out[-2000:]
+
+
+def test_sweep_with_an_absurd_age_is_one_line(aws, tmp_path):
+    proc = provision(aws, tmp_path / "state", "sweep", "--older-than", "9999999999d")
+    lines = stderr_lines(proc)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines == ["error: bad --older-than '9999999999d': longer than any environment can be old"], lines

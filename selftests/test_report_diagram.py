@@ -5,8 +5,19 @@ Synthetic snapshots and verdict maps, no AWS: the drawing is a pure function of 
 import dataclasses
 import xml.etree.ElementTree as ET
 
-from awsenv.discovery.snapshot import (ElasticIp, Instance, InternetGateway, NatGateway, Permission, Route, RouteTable,
-                             SecurityGroup, Snapshot, Subnet, Vpc)
+from awsenv.discovery.snapshot import (
+    ElasticIp,
+    Instance,
+    InternetGateway,
+    NatGateway,
+    Permission,
+    Route,
+    RouteTable,
+    SecurityGroup,
+    Snapshot,
+    Subnet,
+    Vpc,
+)
 from fixtures.report.article import parse_article
 from fixtures.report.diagram import PARTS, combine, render_svg
 

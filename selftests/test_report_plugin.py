@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 from _pytest.reports import TestReport
 
-from fixtures.report.article import parse_article
 from fixtures.report import Check, ReviewReport, _verdict
+from fixtures.report.article import parse_article
 from fixtures.report.html import sections_html
 
 

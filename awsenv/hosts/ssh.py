@@ -20,6 +20,7 @@ from ..waits import wait_until
 from .os_table import OsFamily, classify_os_release
 
 PIN_FILE = "twotier-known-hosts"    # a name of our own: never a user's known_hosts
+SSH_CONFIG_HEADER = "# twotier environment"
 
 
 def pin_file(settings: Settings) -> Path:
@@ -215,7 +216,7 @@ def ssh_config(settings: Settings, web_addr: str, db_addr: str, proxy_command: s
     if proxy_command:
         web += f"  ProxyCommand {proxy_command}\n"
     db = f"Host db\n  HostName {db_addr}\n{common}  ProxyJump web\n"
-    return f"# environment {settings.env} on target {settings.target}\n{web}\n{db}"
+    return f"{SSH_CONFIG_HEADER} {settings.env} on target {settings.target}\n{web}\n{db}"
 
 
 def _quoted(path: Path) -> str:

@@ -42,13 +42,14 @@ class Built:
 
 
 class Provisioner:
-    def __init__(self, target: Target, settings: Settings, progress=print):
+    def __init__(self, target: Target, settings: Settings, progress=print, long_lived: bool = False):
         self.t = target
         self.s = settings
         self.ec2 = target.ec2
         self.say = progress
         self.ledger = Ledger(settings.state_dir)
         self.run_id = uuid.uuid4().hex[:12]
+        self.long_lived = long_lived    # no ExpiresAt: `sweep` keeps it (a compliance target, a demo)
         self.b = Built()
         # What this very process created, so a failed `up` removes exactly that and nothing that
         # was there before (an earlier `up` of the same environment).
@@ -58,9 +59,17 @@ class Provisioner:
         self.created.add((kind, resource_id))
         self.ledger.record(kind, resource_id)
 
+    def made_here(self, kind: str, resource_id: str, tag_list: list[dict]) -> bool:
+        """Created by this very process: its ID came back to us, or it carries our run's tag (an
+        answer lost to an interrupt or a 5xx after the create happened)."""
+        return (kind, resource_id) in self.created or tags.value(tag_list, tags.RUN_ID) == self.run_id
+
     # -- helpers ---------------------------------------------------------------------------
     def _find(self, op: str, key: str, role: str | None, extra: list[dict] | None = None) -> list[dict]:
         return getattr(self.ec2, op)(Filters=tags.env_filter(self.s.env, role) + (extra or []))[key]
+
+    def _tags(self, resource_type: str, env: str, role: str) -> list[dict]:
+        return tags.spec(resource_type, env, role, long_lived=self.long_lived, run_id=self.run_id)
 
     def _token(self, role: str) -> str:
         return f"{self.s.env}-{role}-{self.run_id}"[:64]
@@ -146,11 +155,10 @@ class Provisioner:
             key = load_key(self.s.ssh_key)      # the user's own key: import its public half only
             source = str(self.s.ssh_key)
         else:
-            key = write_new_key(key_file)
-            source = f"a new key saved to {key_file} (0600)"
+            key, source = own_key(key_file)
         self._call("import key pair", self.ec2.import_key_pair, KeyName=name,
                    PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode(),
-                   TagSpecifications=tags.spec("key-pair", self.s.env, "key"))
+                   TagSpecifications=self._tags("key-pair", self.s.env, "key"))
         self._made("key-pair", name)
         self.say(f"key pair {name}: imported the public half of {source}")
 
@@ -160,7 +168,7 @@ class Provisioner:
             self.b.vpc_id = found[0]["VpcId"]
         else:
             vpc = self._call("create VPC", self.ec2.create_vpc, CidrBlock=self.s.vpc_cidr,
-                             TagSpecifications=tags.spec("vpc", self.s.env, "vpc"))["Vpc"]
+                             TagSpecifications=self._tags("vpc", self.s.env, "vpc"))["Vpc"]
             self.b.vpc_id = vpc["VpcId"]
             self._made("vpc", self.b.vpc_id)
             wait_with_waiter(self.ec2, "vpc_available", f"VPC {self.b.vpc_id} available", 120, self.say,
@@ -185,7 +193,7 @@ class Provisioner:
                 az = az or self._first_az()
                 sid = self._call(f"create {role} subnet", self.ec2.create_subnet, VpcId=self.b.vpc_id,
                                  CidrBlock=cidr, AvailabilityZone=az,
-                                 TagSpecifications=tags.spec("subnet", self.s.env, role))["Subnet"]["SubnetId"]
+                                 TagSpecifications=self._tags("subnet", self.s.env, role))["Subnet"]["SubnetId"]
                 self._made("subnet", sid)
             setattr(self.b, f"{role}_subnet_id", sid)
             self.say(f"{role} subnet {sid} {cidr}")
@@ -196,7 +204,7 @@ class Provisioner:
             igw = found[0]
         else:
             igw = self._call("create internet gateway", self.ec2.create_internet_gateway,
-                             TagSpecifications=tags.spec("internet-gateway", self.s.env, "igw"))["InternetGateway"]
+                             TagSpecifications=self._tags("internet-gateway", self.s.env, "igw"))["InternetGateway"]
             self._made("internet-gateway", igw["InternetGatewayId"])
         self.b.igw_id = igw["InternetGatewayId"]
         if not any(a["VpcId"] == self.b.vpc_id for a in igw.get("Attachments", [])):
@@ -210,7 +218,7 @@ class Provisioner:
             rt = found[0]
         else:
             rt = self._call(f"create {role} route table", self.ec2.create_route_table, VpcId=self.b.vpc_id,
-                            ClientToken=self._token(role), TagSpecifications=tags.spec("route-table", self.s.env, role))["RouteTable"]
+                            ClientToken=self._token(role), TagSpecifications=self._tags("route-table", self.s.env, role))["RouteTable"]
             self._made("route-table", rt["RouteTableId"])
         rt_id = rt["RouteTableId"]
         current = next((r for r in rt.get("Routes", []) if r.get("DestinationCidrBlock") == WORLD), None)
@@ -241,7 +249,7 @@ class Provisioner:
             return found[0]["GroupId"]
         gid = self._call(f"create {role} security group", self.ec2.create_security_group,
                          GroupName=f"{self.s.env}-{role}", Description=description, VpcId=self.b.vpc_id,
-                         TagSpecifications=tags.spec("security-group", self.s.env, role))["GroupId"]
+                         TagSpecifications=self._tags("security-group", self.s.env, role))["GroupId"]
         self._made("security-group", gid)
         return gid
 
@@ -276,7 +284,7 @@ class Provisioner:
         if found:
             return found[0]
         eip = self._call(f"allocate {role}", self.ec2.allocate_address, Domain="vpc",
-                         TagSpecifications=tags.spec("elastic-ip", self.s.env, role))
+                         TagSpecifications=self._tags("elastic-ip", self.s.env, role))
         self._made("elastic-ip", eip["AllocationId"])
         return eip
 
@@ -290,7 +298,7 @@ class Provisioner:
             eip = self._ensure_eip("nat-eip")
             nat = self._call("create NAT gateway", self.ec2.create_nat_gateway, SubnetId=self.b.public_subnet_id,
                              AllocationId=eip["AllocationId"], ClientToken=self._token("nat"),
-                             TagSpecifications=tags.spec("natgateway", self.s.env, "nat"))["NatGateway"]
+                             TagSpecifications=self._tags("natgateway", self.s.env, "nat"))["NatGateway"]
             self._made("nat-gateway", nat["NatGatewayId"])
             self.b.nat_id = nat["NatGatewayId"]
             self.b.nat_eip = eip["PublicIp"]
@@ -315,7 +323,7 @@ class Provisioner:
                           NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [group_id],
                                               "AssociatePublicIpAddress": False}],
                           MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
-                          TagSpecifications=tags.spec("instance", self.s.env, role))["Instances"][0]
+                          TagSpecifications=self._tags("instance", self.s.env, role))["Instances"][0]
         self._made("instance", inst["InstanceId"])
         self.say(f"{role} instance {inst['InstanceId']} launched ({self.s.instance_type}, {self.b.image_id})")
         return inst["InstanceId"]
@@ -343,6 +351,28 @@ class Provisioner:
         self.b.web_eip = eip["PublicIp"]
         self.say(f"web Elastic IP {self.b.web_eip} -> {self.b.web_id}")
 
+
+
+KEY_MARK = ".twotier-key"     # the public half of the key file we wrote: proof that the file is ours
+
+
+def own_key(path: Path):
+    """Our key at path: the one we wrote earlier (its public half matches our mark), or a new one.
+    A file there that we did not write is the user's: refused, never read as ours nor overwritten."""
+    from ..hosts.ssh import load_key
+
+    mark = path.parent / KEY_MARK
+    if path.exists() or path.is_symlink():
+        if path.is_symlink() or not mark.is_file():
+            raise EnvError(f"{path} already exists and was not written by this project; refusing to use or "
+                           "overwrite it (choose another --state-dir, or pass it with --ssh-key if it is the key to use)")
+        key = load_key(path)
+        if mark.read_text().strip() != f"{key.get_name()} {key.get_base64()}":
+            raise EnvError(f"{path} is not the key this project wrote there; refusing to use or overwrite it")
+        return key, f"this environment's key {path}"
+    key = write_new_key(path)
+    mark.write_text(f"{key.get_name()} {key.get_base64()}\n")
+    return key, f"a new key saved to {path} (0600)"
 
 
 def write_new_key(path: Path):

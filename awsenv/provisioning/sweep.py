@@ -15,6 +15,8 @@ from ..errors import EnvError
 from ..settings import Settings, check_env_name
 from ..targets import Target
 from . import kinds, tags, teardown
+from .ledger import Ledger
+from .lock import environment_lock
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
@@ -36,11 +38,13 @@ class EnvFound:
     env: str
     created: dt.datetime | None = None
     expires: dt.datetime | None = None
+    long_lived: bool = False
     resources: list[tuple[str, str]] = field(default_factory=list)   # (kind, id)
 
     def note(self, tag_list: list[dict], kind: str, rid: str) -> None:
         t = {x["Key"]: x["Value"] for x in tag_list or []}
         self.resources.append((kind, rid))
+        self.long_lived = self.long_lived or t.get(tags.LIFETIME) == tags.LONG_LIVED
         for attr, key, pick in (("created", "CreatedAt", min), ("expires", "ExpiresAt", min)):
             value = tags.parse_time(t.get(key))
             if value:
@@ -48,6 +52,8 @@ class EnvFound:
                 setattr(self, attr, pick(value, current) if current else value)
 
     def why_due(self, now: dt.datetime, older_than: dt.timedelta) -> str | None:
+        if self.long_lived:
+            return None     # built with `up --long-lived`: only `down` removes it
         if self.expires and self.expires <= now:
             return f"expired at {self.expires:%Y-%m-%d %H:%M}Z"
         if self.created and now - self.created >= older_than:
@@ -86,22 +92,27 @@ def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run:
     due = [(e, why) for e in envs.values() if (why := e.why_due(now, older_than))]
     kept = [e for e in envs.values() if not e.why_due(now, older_than)]
     for e in kept:
-        reason = "no CreatedAt/ExpiresAt tag" if not (e.created or e.expires) else "not due yet"
+        reason = ("long-lived (tag Lifetime=long-lived)" if e.long_lived else
+                  "no CreatedAt/ExpiresAt tag" if not (e.created or e.expires) else "not due yet")
         progress(f"env {e.env}: kept ({reason})")
     if not due:
         progress(f"nothing to sweep: no environment of project {tags.PROJECT} expired or older than {_age(older_than)}")
         return []
     left: list[str] = []
     for e, why in sorted(due, key=lambda x: x[0].env):
+        state_dir = (settings.state_dir if e.env == settings.env
+                     else type(target).default_state_dir(e.env, settings.region))
+        # Exactly what `down` would delete (tags, and ledger entries whose tags say they're ours),
+        # so --dry-run never lists less than a real run removes.
+        found = teardown.find_env(target.ec2, e.env, Ledger(state_dir))
         progress(f"env {e.env}: {why}; {'would remove' if dry_run else 'removing'}:")
-        for kind, rid in kinds.billed_first(e.resources):
+        for kind, rid in kinds.billed_first([(k, i) for k, ids in found.items() for i in ids]):
             progress(f"  {kind:<17} {rid}{kinds.cost_note(kind)}")
         if dry_run:
             continue
-        state_dir = (settings.state_dir if e.env == settings.env
-                     else type(target).default_state_dir(e.env, settings.region))
-        remaining = teardown.down(target, replace(settings, env=e.env, state_dir=state_dir),
-                                  progress=lambda m: progress(f"  {m}"))
+        with environment_lock(state_dir, e.env, "sweep"):
+            remaining = teardown.down(target, replace(settings, env=e.env, state_dir=state_dir),
+                                      progress=lambda m: progress(f"  {m}"))
         if remaining:
             left += [f"env {e.env}: {line}" for line in remaining.lines()]
         else:

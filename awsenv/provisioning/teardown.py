@@ -2,10 +2,12 @@
 
 Only resources carrying our Project tag and this environment's Env tag are ever deleted; a
 ledger entry is looked up and its tags verified first (a ledger is a file anyone could edit).
-A rollback passes `only`: what this very process created, and nothing else.
+A rollback passes `only`: a test of (kind, id, tags) that holds for what this very process
+created (provisioner.made_here), so nothing that was there before it is touched.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
@@ -50,25 +52,26 @@ def _try(progress, fn, **kwargs) -> None:
                  f"{err['Code']}: {err['Message']}")
 
 
-def find_env(ec2, env: str, ledger: Ledger, only: set[tuple[str, str]] | None = None) -> dict[str, list[str]]:
+Only = Callable[[str, str, list[dict]], bool]
+
+
+def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None) -> dict[str, list[str]]:
     """Everything of the environment by kind: tagged Project and Env (checked on our side too, since
     moto ignores some tag filters), plus ledger entries whose own tags say they are ours."""
     found: dict[str, list[str]] = {k.name: [] for k in kinds.KINDS}
+    keep = only or (lambda kind, rid, tag_list: True)
     for kind in kinds.KINDS:
         for rid, tag_list in kind.listing(ec2, tags.env_filter(env)):
-            if tags.is_ours(tag_list, env):
+            if tags.is_ours(tag_list, env) and keep(kind.name, rid, tag_list):
                 found[kind.name].append(rid)
     for kind_name, rid in ledger.entries():
-        if kind_name in found and rid not in found[kind_name]:
-            if any(tags.is_ours(t, env) for _, t in kinds.lookup(ec2, kind_name, rid)):
+        if rid not in found[kind_name]:
+            if any(tags.is_ours(t, env) and keep(kind_name, rid, t) for _, t in kinds.lookup(ec2, kind_name, rid)):
                 found[kind_name].append(rid)
-    if only is not None:
-        found = {k: [i for i in ids if (k, i) in only] for k, ids in found.items()}
     return found
 
 
-def down(target: Target, settings: Settings, progress=print,
-         only: set[tuple[str, str]] | None = None) -> Leftovers:
+def down(target: Target, settings: Settings, progress=print, only: Only | None = None) -> Leftovers:
     """Remove the environment (or, with `only`, just those of its resources); returns what is left."""
     ec2 = target.ec2
     ledger = Ledger(settings.state_dir)
@@ -143,6 +146,6 @@ def _delete_groups(ec2, group_ids: list[str], progress) -> None:
         _try(progress, ec2.delete_security_group, GroupId=gid)
 
 
-def leftovers(target: Target, settings: Settings, only: set[tuple[str, str]] | None = None) -> Leftovers:
+def leftovers(target: Target, settings: Settings, only: Only | None = None) -> Leftovers:
     found = find_env(target.ec2, settings.env, Ledger(settings.state_dir), only)
     return Leftovers([(k.name, i) for k in kinds.KINDS for i in found.get(k.name, [])])

@@ -24,9 +24,9 @@ from ..settings import REPO_ROOT, Settings
 
 # Standard retry mode backs off on throttling and 5xx answers; a retried create is made safe by
 # idempotency tokens (ClientToken) in the provisioner. The timeouts bound a hung endpoint: four
-# attempts of at most 12 s each, so a dead API is a one-line error within a minute.
+# attempts of at most 10 s each, so a dead API is a one-line error within a minute.
 CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 12
+READ_TIMEOUT = 10
 NO_ANSWER_ATTEMPTS = 4
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=CONNECT_TIMEOUT,
                       read_timeout=READ_TIMEOUT)
