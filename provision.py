@@ -113,6 +113,7 @@ def _up(args, env) -> int:
     try:
         if args.no_host_setup or not target.host_access:
             provisioner.up()
+            target.settle()     # the hosts answer (on local, the lab has realised them) before we return
         else:
             lifecycle.build(provisioner)
     except BaseException as exc:
