@@ -25,6 +25,7 @@ from botocore.credentials import Credentials
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = datetime.timedelta(minutes=15)   # what AWS allows between X-Amz-Date and its clock
 MAX_BODY = 32 * 1024 * 1024                 # an EC2 call is a few KB; never buffer without bound
+LOGGED_REFUSALS = 50                        # then every 1000th: a flood must not fill the disk
 REFUSED_PATHS = ("moto-api",)               # reset, data.json (key material), seed, state manager
 _KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"   # the characters of a real access key id
 
@@ -181,8 +182,9 @@ class SigV4Gate:
             verify(environ, body, self._key_id, self._secret)
         except AuthError as exc:
             self.refused += 1
-            if self._log:
-                self._log(f"API: refused {environ.get('REQUEST_METHOD', '?')} {path[:60]!r}: {exc}")
+            if self._log and (self.refused <= LOGGED_REFUSALS or self.refused % 1000 == 0):
+                self._log(f"API: refused {environ.get('REQUEST_METHOD', '?')} {path[:60]!r}: {exc} "
+                          f"({self.refused} refused so far)")
             # The fixed message is AWS's; the reason goes to the lab's log, not to the caller.
             status, headers, payload = _refusal(environ, "AWS was not able to validate the provided access credentials")
             start_response(status, headers)

@@ -158,6 +158,7 @@ def main(argv=None) -> int:
     rs.add_argument("name")
     args = p.parse_args(argv)
     try:
+        names.check_env(args.env)
         if args.cmd == "proxy":
             return _proxy(args.env, args.host, args.port, args.origin)
         print("\n".join(resolve(args.env, args.name)))
