@@ -51,7 +51,9 @@ class LocalTarget(Target):
     def cli_environment(self) -> dict[str, str]:
         api = self._require_api()
         return {"AWS_ENDPOINT_URL": api.endpoint, "AWS_ACCESS_KEY_ID": api.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": api.secret_access_key, "AWS_REGION": api.region}
+                "AWS_SECRET_ACCESS_KEY": api.secret_access_key,
+                # Both: the AWS CLI v1 and boto3 read AWS_DEFAULT_REGION, newer tools AWS_REGION.
+                "AWS_REGION": api.region, "AWS_DEFAULT_REGION": api.region}
 
     def prepare(self, progress=print) -> dict[str, float]:
         from lab import daemon, image, mirror
