@@ -50,7 +50,7 @@ def host_sources() -> list[dict]:
 
 
 def debian_mirror(suite: str = "bookworm") -> str:
-    """The host's mirror URI that carries `suite` (for debootstrap)."""
+    """The host's mirror URI that carries `suite` (named in the lab's progress messages)."""
     for e in host_sources():
         if suite in e["suites"]:
             return e["uri"]

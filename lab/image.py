@@ -1,22 +1,46 @@
-"""The base root filesystem every instance boots: Debian bookworm from debootstrap, built once, cached.
+"""The base root filesystem every instance boots (and, with mirror.py, the lab's package mirror).
+
+Both are built once and cached under CACHE_DIR:
+- the image: Debian bookworm, mmdebstrap's `minbase` plus PACKAGES (the same set debootstrap's
+  minbase gave: the merged-usr hook installs usr-is-merged instead of usrmerge and perl), with dpkg
+  under eatmydata during the build;
+- the mirror (mirror.py): Apache + MariaDB and whatever they need beyond the image.
+
+`ensure_image_and_mirror()` builds whatever is missing, both at once, from one private apt (one
+`apt-get update`, one download cache): mmdebstrap gets the lists copied in (`--skip=update`) and,
+while it installs, the mirror's closure is computed and fetched against the dpkg status the image
+*will* have (apt predicts mmdebstrap's package set: same selection, same resolver). Once the image
+is done the closure is computed again against its real status; whatever the prediction missed is
+fetched then, so nothing is fetched twice.
 
 Host-specific files (resolv.conf, hostname, machine-id, SSH host keys) are stripped here and
 written per instance (instances.py), like cloud-init does on EC2.
+
+Cache hygiene: every folder the lab creates under CACHE_DIR carries MARKER, written by us; only
+marked folders are ever removed (TWOTIER_LAB_CACHE may point at a shared folder), never one that a
+running lab uses (names.cache_in_use), and only while holding the lock of that kind of folder.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import os
+import shlex
 import shutil
+import signal
 import subprocess
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from .aptsources import debian_mirror
-from .errors import LabError
+from .errors import LabError, LabPrerequisiteError
 from .names import CACHE_DIR, cache_in_use
 
 SUITE = "bookworm"
+VARIANT = "minbase"
 # What the checks need on a host: sshd, sudo, ping, curl, a TCP probe (nc), ps for service checks.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo", "iputils-ping",
             "curl", "netcat-openbsd", "procps", "ca-certificates"]
@@ -26,11 +50,25 @@ SSHD_CONF = "PasswordAuthentication no\nPermitRootLogin no\nKbdInteractiveAuthen
 MASK = ["systemd-networkd.service", "systemd-networkd.socket", "systemd-networkd-wait-online.service",
         "getty@tty1.service", "console-getty.service", "apt-daily.timer", "apt-daily-upgrade.timer",
         "e2scrub_all.timer", "fstrim.timer"]
-RECIPE_VERSION = "3"
+# dpkg inside the instances unpacks without an fsync per file, the way image builders set it up
+# (an instance's disk is an overlay that a crash throws away anyway): faster Apache/MariaDB installs.
+DPKG_CFG = ("etc/dpkg/dpkg.cfg.d/twotier-lab-unsafe-io", "force-unsafe-io\n")
+# mmdebstrap's own hooks: merged /usr as debootstrap does it, and dpkg under eatmydata while building.
+HOOKS = ("/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/eatmydata")
+RECIPE_VERSION = "4"
+
+BUILD_TIMEOUT = 1200.0      # mmdebstrap, seconds (about 15 s here)
+LOCK_TIMEOUT = 1800.0       # waiting for another process that builds the same cache
+HEARTBEAT = 10.0            # a long step says it is still waiting at least this often
+PREFETCH = True             # fetch the mirror while mmdebstrap installs (False: after it; for measuring)
+
+MARKER = ".twotier-lab-cache"
+MARKER_TEXT = "made by the twotier lab (lab/image.py); removable when no running lab uses it:"
 
 
 def _recipe_id() -> str:
-    text = "|".join([SUITE, RECIPE_VERSION, LOGIN_USER, SSHD_CONF, *PACKAGES, *MASK])
+    text = "|".join([SUITE, VARIANT, RECIPE_VERSION, "mmdebstrap", *HOOKS, LOGIN_USER, SSHD_CONF, *DPKG_CFG,
+                     *PACKAGES, *MASK])
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
@@ -42,56 +80,272 @@ def ready() -> bool:
     return (base_dir() / ".lab-complete").is_file()
 
 
+# --- cache folders: marked, and only marked ones removed ---------------------------------------
+def mark(folder: Path, what: str) -> None:
+    """Say in `folder` that the lab made it (the only folders the lab will ever remove)."""
+    (folder / MARKER).write_text(f"{MARKER_TEXT} {what}\n")
+
+
+def is_marked(folder: Path) -> bool:
+    marker = folder / MARKER
+    try:
+        return (not folder.is_symlink() and not marker.is_symlink() and marker.is_file()
+                and marker.read_text(errors="replace").startswith(MARKER_TEXT))
+    except OSError:
+        return False
+
+
+def remove_cache(folder: Path) -> None:
+    """Remove a folder the lab made; LabError (and nothing removed) unless it is marked and unused."""
+    if folder.is_symlink() or not folder.is_dir():
+        raise LabError(f"refusing to remove {folder}: not a folder")
+    if not is_marked(folder):
+        raise LabError(f"refusing to remove {folder}: it has no {MARKER}, so the lab did not make it "
+                       f"(move it away by hand if it is yours to remove)")
+    if cache_in_use(folder):
+        raise LabError(f"refusing to remove {folder}: a running lab (or a build) uses it")
+    shutil.rmtree(folder)
+
+
+def remove_old_caches(cache_dir: Path, pattern: str, keep: Path) -> list[Path]:
+    """Remove the folders matching `pattern` other than `keep` (older recipes, stale build folders),
+    but only marked ones that no running lab uses. The caller holds the lock of that kind of folder,
+    so no build of ours is using one. Returns what was removed."""
+    removed = []
+    for old in sorted(cache_dir.glob(pattern)):
+        if old == keep or old.is_symlink() or not old.is_dir() or not is_marked(old) or cache_in_use(old):
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
+
+
+def fresh_folder(folder: Path, what: str) -> Path:
+    """An empty marked folder (a stale one of ours is removed first; one not ours stops the build)."""
+    if folder.exists() or folder.is_symlink():
+        remove_cache(folder)
+    folder.mkdir(parents=True)
+    mark(folder, what)
+    return folder
+
+
+def _discard(folder: Path, progress) -> None:
+    try:
+        if folder.exists():
+            remove_cache(folder)
+    except (LabError, OSError) as exc:
+        progress(f"lab:   left {folder} behind ({exc}); the next build removes it")
+
+
+@contextlib.contextmanager
+def cache_lock(kind: str, what: str, progress=print, timeout: float = LOCK_TIMEOUT):
+    """Hold CACHE_DIR/.<kind>.lock (another process may be building the same cache), saying so while waiting."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".{kind}.lock", "w") as lock:
+        t0 = last = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if now - t0 > timeout:
+                    raise LabError(f"gave up after {timeout:.0f}s waiting for another process to finish "
+                                   f"building the {what} in {CACHE_DIR} (lock {lock.name})") from None
+                if now == t0 or now - last >= HEARTBEAT:
+                    progress(f"lab: waiting for another process that is building the {what} in {CACHE_DIR} "
+                             f"({now - t0:.0f}s, gives up at {timeout:.0f}s)")
+                    last = now
+                time.sleep(0.3)
+        yield
+
+
+# --- running the tools -------------------------------------------------------------------------
+def run_step(args: list[str], what: str, progress, timeout: float, env: dict | None = None,
+             cwd: Path | None = None) -> str:
+    """Run a tool in its own session; while it runs, say every HEARTBEAT seconds that we still wait
+    for `what`; kill it after `timeout` (or when we are interrupted). Returns stdout; LabError on failure."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", env=env, cwd=cwd, start_new_session=True)
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=HEARTBEAT)
+                break
+            except subprocess.TimeoutExpired:
+                waited = time.monotonic() - t0
+                if waited > timeout:
+                    raise LabError(f"gave up on {what} after {timeout:.0f}s") from None
+                progress(f"lab:   still {what} ({waited:.0f}s, gives up at {timeout:.0f}s)")
+    finally:
+        _kill(proc)
+    if proc.returncode != 0:
+        lines = (err.strip() or out.strip()).splitlines() or ["no output"]
+        errors = [ln for ln in lines if ln.startswith("E:")] or lines[-1:]
+        raise LabError(f"{what}: {args[0]} exited {proc.returncode}: {' | '.join(errors)[:300]}")
+    return out
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a tool we started (its whole session: it was started with start_new_session) if still running."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+
+
+def native_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True,
+                          timeout=30).stdout.strip()
+
+
+def base_selection() -> tuple[list[str], list[str]]:
+    """(apt options, install arguments) that select what `mmdebstrap --variant=minbase --include=PACKAGES`
+    with the merged-usr hook installs: Essential:yes of SUITE (apt not counted as essential), then
+    Priority:required, apt by its priority, usr-is-merged, PACKAGES; no recommends. mirror.py uses it
+    to predict the image's dpkg status; the real status is checked once the image exists."""
+    scope = f"?or(?archive(^{SUITE}$),?codename(^{SUITE}$)),?architecture({native_arch()})"
+    return (["-o", "pkgCacheGen::ForceEssential=,", "-o", "APT::Install-Recommends=false"],
+            [f"?narrow({scope},?essential)", f"?narrow({scope},?and(?priority(required),?not(?essential)))",
+             "usr-is-merged", *PACKAGES])
+
+
+class Bootstrap:
+    """mmdebstrap into `rootfs` from the lists of a mirror.AptWork, in its own session; its status
+    lines are passed on as they come, and wait() says what it waits for and kills it at the deadline."""
+
+    QUIET = ("I: running --", "I: chroot architecture", "I: automatically chosen", "I: finding correct",
+             "I: skipping update")
+
+    def __init__(self, rootfs: Path, apt, progress):
+        self.rootfs, self.apt, self.progress = rootfs, apt, progress
+        self.proc: subprocess.Popen | None = None
+        self.tail: deque[str] = deque(maxlen=30)
+        self.step = "starting"
+        self.t0 = self.last_said = time.monotonic()
+
+    def command(self) -> list[str]:
+        for hook in HOOKS:
+            if not Path(hook).is_dir():
+                raise LabPrerequisiteError(f"mmdebstrap's hook folder {hook} is missing: apt-get install mmdebstrap")
+        copy_lists = f'cp -a {shlex.quote(str(self.apt.lists))}/. "$1"/var/lib/apt/lists/'
+        return ["mmdebstrap", "--mode=unshare", f"--variant={VARIANT}", "--skip=update",
+                *[f"--hook-dir={hook}" for hook in HOOKS], f"--setup-hook={copy_lists}",
+                f"--include={','.join(PACKAGES)}", SUITE, str(self.rootfs), str(self.apt.sources)]
+
+    def start(self) -> None:
+        # --mode=unshare as root: mmdebstrap's mounts (/proc, /sys, /dev) live in a mount namespace of
+        # its own, so a killed build can't leave them behind on the host.
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        self.reader = threading.Thread(target=self._read, name="mmdebstrap-output", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            line = line.rstrip()
+            self.tail.append(line)
+            if line.startswith("I: ") and not line.startswith(self.QUIET):
+                self.step = line[3:].rstrip(".")
+                self.last_said = time.monotonic()
+                self.progress(f"lab:   image: {self.step}")
+
+    def wait(self) -> None:
+        while self.proc.poll() is None:
+            now = time.monotonic()
+            if now - self.t0 > BUILD_TIMEOUT:
+                self.kill()
+                raise LabError(f"mmdebstrap took more than {BUILD_TIMEOUT:.0f}s (last step: {self.step}); "
+                               f"giving up on the base image")
+            if now - self.last_said >= HEARTBEAT:
+                self.progress(f"lab:   image: still waiting for mmdebstrap: {self.step} "
+                              f"({now - self.t0:.0f}s, gives up at {BUILD_TIMEOUT:.0f}s)")
+                self.last_said = now
+            time.sleep(0.2)
+        self.reader.join(timeout=5)  # the last lines (the errors) come after the exit
+        if self.proc.returncode != 0:
+            errors = [ln for ln in self.tail if ln.startswith("E:")] or list(self.tail)[-3:]
+            raise LabError(f"mmdebstrap failed (exit {self.proc.returncode}): {' | '.join(errors)[-400:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            _kill(self.proc)
+
+
+# --- building ----------------------------------------------------------------------------------
+def ensure_base(progress=print) -> Path:
+    """Return the cached rootfs, building it first (about 15 s) if this recipe isn't cached yet."""
+    root = base_dir()
+    if ready():
+        return root
+    with cache_lock("base", "base image", progress):
+        if not ready():
+            _build(progress, with_mirror=False)
+    return root
+
+
+def ensure_image_and_mirror(progress=print) -> tuple[Path, Path]:
+    """(base rootfs, package mirror folder), building whatever is missing; both at once when both are."""
+    from . import mirror
+
+    root, repo = base_dir(), mirror.repo_dir()
+    if ready() and mirror.ready():
+        return root, repo
+    t0 = time.monotonic()
+    with cache_lock("base", "base image", progress), cache_lock("mirror", "package mirror", progress):
+        if not ready():
+            _build(progress, with_mirror=not mirror.ready())
+        elif not mirror.ready():
+            mirror.build(root, progress)
+    progress(f"lab: base image and package mirror ready in {time.monotonic() - t0:.1f}s")
+    return root, repo
+
+
+def _build(progress, with_mirror: bool) -> None:
+    """Build the image (and the mirror alongside when with_mirror). The caller holds the base lock
+    (and the mirror lock when with_mirror)."""
+    from . import mirror
+
+    root = base_dir()
+    t0 = time.monotonic()
+    work = fresh_folder(CACHE_DIR / f"{root.name}.work", f"build folder of {root.name}")
+    boot = None
+    try:
+        apt = mirror.AptWork(work / "apt")
+        apt.update(progress)
+        also = " and the package mirror, side by side" if with_mirror else ""
+        progress(f"lab: building the base image (mmdebstrap {SUITE} {VARIANT} + {len(PACKAGES)} packages "
+                 f"from {debian_mirror(SUITE)}){also} ...")
+        boot = Bootstrap(work / "rootfs", apt, progress)
+        boot.start()
+        ahead = mirror.prefetch(apt, work, progress) if with_mirror and PREFETCH else None
+        boot.wait()
+        progress(f"lab:   image: customising (user {LOGIN_USER}, sshd, dpkg unsafe-io, no host identity) ...")
+        rootfs = work / "rootfs"
+        _customise(rootfs)
+        mark(rootfs, f"base image {root.name}")
+        (rootfs / ".lab-complete").write_text(f"built by mmdebstrap in {time.monotonic() - t0:.1f}s\n")
+        if root.exists() or root.is_symlink():
+            remove_cache(root)  # an unfinished one of ours (no .lab-complete)
+        rootfs.rename(root)
+        progress(f"lab: base image ready in {time.monotonic() - t0:.1f}s: {root}")
+        if with_mirror:
+            mirror.finish(apt, root, work, ahead, progress)
+    finally:
+        if boot is not None:
+            boot.kill()
+        _discard(work, progress)
+    remove_old_caches(CACHE_DIR, f"base-{SUITE}-*", root)
+    if with_mirror:
+        remove_old_caches(CACHE_DIR, "mirror-*", mirror.repo_dir())
+
+
 def _chroot(root: Path, *args: str) -> None:
     proc = subprocess.run(["chroot", str(root), *args], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise LabError(f"in the base image, {' '.join(args)}: {(proc.stderr or proc.stdout).strip()[:200]}")
-
-
-def ensure_base(progress=print) -> Path:
-    """Return the cached rootfs, building it first (about a minute) if this recipe isn't cached yet."""
-    root = base_dir()
-    if ready():
-        return root
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / ".base.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another start() may be building the same image
-        if ready():
-            return root
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        mirror = debian_mirror(SUITE)
-        progress(f"lab: building the base image (debootstrap {SUITE} from {mirror}, about a minute) ...")
-        t0 = time.monotonic()
-        _debootstrap(tmp, mirror, progress)
-        progress(f"lab: base image: customising (user {LOGIN_USER}, sshd, no host identity) ...")
-        _customise(tmp)
-        (tmp / ".lab-complete").write_text(f"built in {time.monotonic() - t0:.1f}s\n")
-        tmp.rename(root)
-        progress(f"lab: base image ready in {time.monotonic() - t0:.0f}s: {root}")
-        for old in CACHE_DIR.glob(f"base-{SUITE}-*"):  # older recipes, unless a running lab uses one
-            if old != root and not old.name.endswith(".tmp") and not cache_in_use(old):
-                shutil.rmtree(old, ignore_errors=True)
-    return root
-
-
-def _debootstrap(tmp: Path, mirror: str, progress) -> None:
-    args = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), mirror]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    last = 0.0
-    tail = []
-    deadline = time.monotonic() + 900
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-5:]
-        # debootstrap prints hundreds of lines; show one every few seconds so a person sees it moving.
-        if line.startswith("I: ") and time.monotonic() - last > 5:
-            progress(f"lab:   {line[3:].strip()}")
-            last = time.monotonic()
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise LabError("debootstrap took more than 15 minutes; giving up on the base image")
-    if proc.wait() != 0:
-        raise LabError(f"debootstrap failed: {' | '.join(tail)[-300:]}")
 
 
 def _customise(root: Path) -> None:
@@ -105,8 +359,15 @@ def _customise(root: Path) -> None:
         (root / name).unlink(missing_ok=True)
     (root / "etc/machine-id").write_text("")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    path, text = DPKG_CFG
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
     # apt sources point at the lab mirror per instance; the lists are fetched by `apt-get update`.
+    # (mmdebstrap leaves the build's sources in sources.list.d: no instance could reach them.)
     (root / "etc/apt/sources.list").write_text("")
+    for f in (root / "etc/apt/sources.list.d").glob("*"):
+        if f.is_file() or f.is_symlink():
+            f.unlink()
     for f in (root / "var/lib/apt/lists").glob("*"):
         if f.is_file():
             f.unlink()
