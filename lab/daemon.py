@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import image, instances, mirror, names, netns
+from .deadline import poll
 from .errors import LabError, LabPrerequisiteError
 
 STATE_FILE = "lab.json"
@@ -61,7 +62,7 @@ class LabApi:
     secret_access_key: str = field(repr=False)
 
     @classmethod
-    def from_state(cls, state: dict) -> "LabApi":
+    def from_state(cls, state: dict) -> LabApi:
         missing = [k for k in ("endpoint", "region", "access_key_id", "secret_access_key") if not state.get(k)]
         if missing:
             raise LabError(f"the lab's state file has no {', '.join(missing)} (a lab from before the API "
@@ -157,17 +158,18 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
                             cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     log.close()
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def ready() -> dict | None:
         state = _read_state(state_dir)
         if proc.poll() is not None:
             raise LabError(f"the lab daemon exited at start ({_log_tail(state_dir)})")
-        if state and state.get("ready") and _api_answers(state["endpoint"]):
-            progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']} ({region})")
-            return LabApi.from_state(state)
-        time.sleep(0.1)
-    raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for the lab daemon's API to answer "
-                   f"({_log_tail(state_dir)})")
+        return state if state and state.get("ready") and _api_answers(state["endpoint"]) else None
+
+    state = poll(ready, START_TIMEOUT, interval=0.1)
+    if state is None:
+        raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for the lab daemon's API to answer "
+                       f"({_log_tail(state_dir)})")
+    progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']} ({region})")
+    return LabApi.from_state(state)
 
 
 def _log_tail(state_dir: Path) -> str:
@@ -184,15 +186,12 @@ def _leftovers(env: str, state_dir: Path) -> bool:
                 or netns.mounts_under(Path(state_dir) / "instances"))
 
 
-def _kill(pid: int, timeout: float, what: str) -> None:
+def _kill(pid: int, timeout: float) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and instances.alive(pid):
-        time.sleep(0.05)
-    if instances.alive(pid):
+    if not poll(lambda: not instances.alive(pid), timeout):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -213,7 +212,7 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
     # The daemon first, so it can't recreate what is removed next.
     if pid and state.get("env") == env and _is_our_daemon(pid, env):
         progress(f"lab: stopping the daemon (pid {pid})")
-        _kill(pid, 25.0, "the lab daemon")  # it powers its containers off before exiting
+        _kill(pid, 25.0)  # the lab daemon: it powers its containers off before exiting
     pids = instances.nspawn_pids_of(env)
     if pids:
         progress(f"lab: ending {len(pids)} container(s) left by a dead daemon")
@@ -270,18 +269,15 @@ def _remove_cgroups(env: str) -> None:
     """rmdir the launchers' cgroups; a just-killed process can hold one for a moment (bounded)."""
     left = [c for root in {Path("/sys/fs/cgroup"), *names.CGROUP_ROOTS} if (root / "twotier-lab").is_dir()
             for c in (root / "twotier-lab").glob(f"tl-{names.tag(env)}-*")]
-    deadline = time.monotonic() + 5
-    while left and time.monotonic() < deadline:
-        left = [c for c in left if not instances.remove_cgroup(c)]
-        if left:
-            time.sleep(0.1)
+    def released() -> bool:
+        left[:] = [c for c in left if not instances.remove_cgroup(c)]
+        return not left
+    poll(released, 5, interval=0.1)
 
 
 def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
     """Wait until the PIDs have left the process table (zombies are reaped by their new parent)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-        time.sleep(0.05)
+    poll(lambda: not any(Path(f"/proc/{p}").exists() for p in pids), timeout)
 
 
 # --- settle -------------------------------------------------------------------------------------
@@ -295,25 +291,27 @@ def wait_settled(state_dir: Path, timeout: float = 30.0) -> None:
     tmp = request.with_name(f"settle-request.{os.getpid()}.{threading.get_ident()}")
     tmp.write_text(f"{since} {os.getpid()} {time.monotonic_ns()}\n")
     os.replace(tmp, request)
-    deadline = time.monotonic() + timeout
-    last = {}
-    while time.monotonic() < deadline:
+    last: dict = {}
+
+    def converged() -> bool:
         try:
-            last = json.loads(path.read_text())
+            last.update(json.loads(path.read_text()))
         except (OSError, ValueError):
-            last = {}
+            pass
         if last.get("ok_started", 0) > since:
-            return
+            return True
         state = _read_state(Path(state_dir)) or {}
         if not _is_our_daemon(state.get("pid", 0), state.get("env", "")):
             raise LabError(f"the lab daemon is not running (waiting for it to converge; see {Path(state_dir) / LOG_FILE})")
-        time.sleep(0.05)
+        return False
+    if poll(converged, timeout):
+        return
     why = f"; last pass failed: {last['error']}" if last.get("error") else ("" if last else "; no pass recorded")
     raise LabError(f"timed out after {timeout:.0f}s waiting for the lab to converge to the API{why}")
 
 
 # --- the daemon itself --------------------------------------------------------------------------
-def _run(args) -> None:
+def _serve(args) -> None:
     import boto3
     from botocore.config import Config
 
@@ -387,7 +385,7 @@ def main(argv=None) -> int:
         state_dir = Path(args.state_dir or REPO_ROOT / ".state" / args.env)
         if args.cmd == "run":
             args.state_dir = str(state_dir)
-            _run(args)
+            _serve(args)
             # Everything is already ended; tearing down moto's modules would take another second.
             sys.stdout.flush()
             sys.stderr.flush()

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from . import internet, names, netns
+from .deadline import poll
 from .errors import LabError
 from .image import LOGIN_USER
 from .world import Instance
@@ -83,8 +84,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, what: str = "containers",
-                  clean: bool = True) -> None:
+def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, clean: bool = True) -> None:
     """Power containers off, all at once: clean (SIGRTMIN+4 to each container's systemd, about a
     second) or, when their disks are about to be deleted anyway, at once (SIGKILL to the
     container's init ends its whole PID namespace; nspawn then exits). Bounded; then SIGKILL by PID."""
@@ -97,9 +97,7 @@ def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, wha
                 os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in nspawn_pids):
-        time.sleep(0.05)
+    poll(lambda: not any(alive(p) for p in nspawn_pids), timeout)
     for pid in nspawn_pids:
         if alive(pid):
             init = container_init(pid)
@@ -109,9 +107,7 @@ def poweroff_pids(nspawn_pids: list[int], timeout: float = POWEROFF_TIMEOUT, wha
                         os.kill(p, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(alive(p) for p in nspawn_pids):
-        time.sleep(0.05)
+    poll(lambda: not any(alive(p) for p in nspawn_pids), 5)
 
 
 def nspawn_pids_of(env: str) -> list[int]:
@@ -193,10 +189,6 @@ class InstanceHost:
         for p in (ssh_dir, auth):
             os.chown(p, uid, gid)
 
-    def host_key(self) -> str | None:
-        p = self.root / "etc/ssh/ssh_host_ed25519_key.pub"
-        return p.read_text().strip() if p.exists() else None
-
     # --- power ------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -220,8 +212,7 @@ class InstanceHost:
     def wait_sshd(self, private_ip: str, router_ns: str, timeout: float = BOOT_TIMEOUT,
                   cancelled=lambda: False) -> float:
         """Wait until sshd accepts on the instance (probed from its router, outside the SGs)."""
-        deadline = self.booted_at + timeout if self.booted_at else time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def accepts() -> float | None:
             if cancelled():
                 raise LabError(f"instance {self.id}: no longer waiting for sshd (the lab is stopping)")
             if not self.running:
@@ -230,16 +221,19 @@ class InstanceHost:
             try:
                 s = netns.in_netns(router_ns, lambda: socket.create_connection((private_ip, 22), timeout=0.5))
                 s.close()
-                return time.monotonic() - (self.booted_at or 0)
+                return max(time.monotonic() - (self.booted_at or 0), 0.001)
             except OSError:
-                time.sleep(0.1)
+                return None
+        took = poll(accepts, timeout, interval=0.1, started=self.booted_at)
+        if took:
+            return took
         raise LabError(f"timed out after {timeout:.0f}s waiting for sshd on instance {self.id} ({private_ip})")
 
     def poweroff(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            poweroff_pids([self.proc.pid], what=f"instance {self.id}")
+            poweroff_pids([self.proc.pid])
         self.proc.wait(timeout=5)
         self.proc = None
         for c in cgroup_dirs(self.env, self.id):

@@ -73,25 +73,6 @@ def echo_url(env: str) -> str:
     return f"http://{MIRROR_IP}/ip"
 
 
-def mirror_url(env: str) -> str:
-    return f"http://{MIRROR_IP}/"
-
-
-def http_get(env: str, url_path: str, host: str = MIRROR_IP, port: int = 80, timeout: float = 5.0) -> tuple[int, str]:
-    """Minimal HTTP/1.0 GET from the vantage point; (status, body)."""
-    s = connect(env, host, port, timeout=timeout)
-    try:
-        s.settimeout(timeout)
-        s.sendall(f"GET {url_path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode(errors="replace")
-
-
 def mirror_clients(env: str) -> list[str]:
     """Source addresses the mirror has seen, first-seen order (from its access log)."""
     path = Path(names.run_dir(env)) / ACCESS_LOG
@@ -125,7 +106,8 @@ def _proxy(env: str, host: str, port: int, origin: str = "internet") -> int:
     s = connect(env, host, port, timeout=10, origin=origin)
     open_in = True
     while True:
-        ready, _, _ = select.select([s, 0] if open_in else [s], [], [])
+        watched: list = [s, 0] if open_in else [s]      # the socket, and stdin (fd 0) until it closes
+        ready, _, _ = select.select(watched, [], [])
         if s in ready:
             data = s.recv(65536)
             if not data:
