@@ -10,22 +10,21 @@ import time
 
 T0 = time.monotonic()
 
-from awsenv import snapshot  # noqa: E402
-from awsenv.settings import Settings  # noqa: E402
-from awsenv.ssh import Connections, load_key  # noqa: E402
+from awsenv.discovery import snapshot  # noqa: E402
+from awsenv.hosts.ssh import Connections, load_key  # noqa: E402
 from awsenv.targets import make_target  # noqa: E402
 
 
 def main(env: str, state_dir: str, stats_file: str) -> None:
     commands = json.load(open(stats_file))["host_commands"]
-    settings = Settings.build({"target": "local", "env": env, "state_dir": state_dir})
-    target = make_target(settings)
-    assert target.attach(), f"no kept local environment {env}"
+    target = make_target({"target": "local", "env": env, "state_dir": state_dir})
+    settings = target.settings
+    assert target.attach(lambda *_: None), f"no kept local environment {env}"
     web, db = snapshot.find_env_instances(target.ec2, env)
     snap = snapshot.read_snapshot(target.ec2, settings.region, web, db, env=env)
     conns = Connections(target, settings, snap.web.public_ip, snap.db.private_ip, load_key(settings.key_file))
     for role, command in commands:
-        conns.run(role, command)
+        conns.execute(role, command)
     conns.close()
     print(f"{time.monotonic() - T0:.3f} {sum(target.api_calls.values())} {len(commands)}")
 
