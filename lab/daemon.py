@@ -25,14 +25,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import image, instances, mirror, names, netns
+from . import image, instances, names, netns
 from .deadline import poll
 from .errors import LabError, LabPrerequisiteError
 
 STATE_FILE = "lab.json"
 LOG_FILE = "lab.log"
 PROGRAMS = {"ip": "iproute2", "nft": "nftables", "systemd-nspawn": "systemd-container",
-            "debootstrap": "debootstrap", "dpkg-scanpackages": "dpkg-dev", "apt-ftparchive": "apt-utils",
+            "mmdebstrap": "mmdebstrap", "dpkg-scanpackages": "dpkg-dev", "apt-ftparchive": "apt-utils",
             "chroot": "coreutils", "mount": "mount"}
 START_TIMEOUT = 60.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -148,8 +148,7 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
         progress(f"lab: cleaning leftovers of an earlier lab for {env!r}")
         stop(env, state_dir, progress=lambda *_: None)
     t0 = time.monotonic()
-    base = image.ensure_base(progress)
-    repo = mirror.ensure_mirror(progress)
+    base, repo = image.ensure_image_and_mirror(progress)
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     log = open(state_dir / LOG_FILE, "ab")
