@@ -43,7 +43,7 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 # What the checks need on a host: sshd, sudo, ping, curl, a TCP probe (nc), ps for service checks.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo", "iputils-ping",
-            "curl", "netcat-openbsd", "procps", "ca-certificates"]
+            "curl", "netcat-openbsd", "procps", "ca-certificates", "eatmydata"]
 LOGIN_USER = "ec2-user"
 SSHD_CONF = "PasswordAuthentication no\nPermitRootLogin no\nKbdInteractiveAuthentication no\nUseDNS no\n"
 # Units that have nothing to do in a container whose network the fabric owns.
@@ -53,6 +53,10 @@ MASK = ["systemd-networkd.service", "systemd-networkd.socket", "systemd-networkd
 # dpkg inside the instances unpacks without an fsync per file, the way image builders set it up
 # (an instance's disk is an overlay that a crash throws away anyway): faster Apache/MariaDB installs.
 DPKG_CFG = ("etc/dpkg/dpkg.cfg.d/twotier-lab-unsafe-io", "force-unsafe-io\n")
+# ... and apt runs dpkg under eatmydata, which skips the fsyncs of dpkg's own database too (the
+# larger cost: installs measured 10.5 s -> see bench). Lab images only; real hosts are untouched.
+DPKG_WRAPPER = ("usr/local/sbin/dpkg-eatmydata", "#!/bin/sh\nexec /usr/bin/eatmydata /usr/bin/dpkg \"$@\"\n")
+APT_DPKG = ("etc/apt/apt.conf.d/90twotier-lab-eatmydata", 'Dir::Bin::dpkg "/usr/local/sbin/dpkg-eatmydata";\n')
 # mmdebstrap's own hooks: merged /usr as debootstrap does it, and dpkg under eatmydata while building.
 HOOKS = ("/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/eatmydata")
 RECIPE_VERSION = "4"
@@ -68,7 +72,7 @@ MARKER_TEXT = "made by the twotier lab (lab/image.py); removable when no running
 
 def _recipe_id() -> str:
     text = "|".join([SUITE, VARIANT, RECIPE_VERSION, "mmdebstrap", *HOOKS, LOGIN_USER, SSHD_CONF, *DPKG_CFG,
-                     *PACKAGES, *MASK])
+                     *DPKG_WRAPPER, *APT_DPKG, *PACKAGES, *MASK])
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
@@ -359,9 +363,10 @@ def _customise(root: Path) -> None:
         (root / name).unlink(missing_ok=True)
     (root / "etc/machine-id").write_text("")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
-    path, text = DPKG_CFG
-    (root / path).parent.mkdir(parents=True, exist_ok=True)
-    (root / path).write_text(text)
+    for path, text in (DPKG_CFG, DPKG_WRAPPER, APT_DPKG):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    (root / DPKG_WRAPPER[0]).chmod(0o755)
     # apt sources point at the lab mirror per instance; the lists are fetched by `apt-get update`.
     # (mmdebstrap leaves the build's sources in sources.list.d: no instance could reach them.)
     (root / "etc/apt/sources.list").write_text("")
