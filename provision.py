@@ -45,6 +45,9 @@ def parse(argv):
             sp.add_argument(f"--{o.name}", default=None, help=o.help + (f" [default: {o.default}]" if o.default else ""))
         if name == "up":
             sp.add_argument("--no-host-setup", action="store_true", help="skip installing Apache and MariaDB")
+            sp.add_argument("--keep-nat", action="store_true",
+                            help="stop before the article's last step: keep the NAT gateway (billed by the hour) "
+                                 "and its Elastic IP, leaving the environment in the installing stage")
             sp.add_argument("--long-lived", action="store_true",
                             help="tag it Lifetime=long-lived instead of an 8-hour ExpiresAt: `sweep` keeps it "
                                  "(an environment a scheduled compliance job checks); only `down` removes it")
@@ -116,6 +119,10 @@ def _up(args, env) -> int:
             target.settle()     # the hosts answer (on local, the lab has realised them) before we return
         else:
             lifecycle.build(provisioner)
+        if not args.keep_nat:
+            # The article's last step (the finished stage): the NAT gateway is billed by the hour and
+            # the install it was there for is done, so it is deleted and its Elastic IP released.
+            lifecycle.finish(provisioner)
     except BaseException as exc:
         # Nothing half-built is left, and nothing that was there before is touched: remove
         # exactly what this attempt created, whatever the failure was.

@@ -6,12 +6,13 @@ the one place that stops and starts a server.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .discovery import snapshot
 from .discovery.snapshot import Snapshot
+from .hosts.access import HostAccess
 from .hosts.ssh import Connections, load_key
-from .settings import Settings
+from .settings import STATED, Settings
 from .targets import Target
 from .waits import wait_with_waiter
 
@@ -24,13 +25,36 @@ class Selectors:
     db: str
 
 
+@dataclass(frozen=True)
+class Expected:
+    """The settings a check compares the environment with: each is None where it is not compared.
+
+    A run that built the environment compares every setting it built with; a check-only run
+    compares only what the user stated on the command line (a default is not a statement about
+    someone's environment: comparing it would raise false alarms)."""
+    vpc_cidr: str | None = None
+    public_cidr: str | None = None
+    private_cidr: str | None = None
+    instance_type: str | None = None
+    admin_cidr: str | None = None
+    key_name: str | None = None
+    compared: tuple[str, ...] = field(default=())        # option names, as the user writes them
+
+    @classmethod
+    def of(cls, settings: Settings, names) -> Expected:
+        values = {n: getattr(settings, n) for n in names if getattr(settings, n, None) is not None}
+        return cls(**values, compared=tuple(n.replace("_", "-") for n in values))
+
+
 class Environment:
-    def __init__(self, target: Target, selectors: Selectors | None = None):
+    def __init__(self, target: Target, selectors: Selectors | None = None, built_here: bool = False):
         self.target = target
         self.settings: Settings = target.settings
         self.selectors = selectors
+        self.built_here = built_here      # this very run provisions it (pytest --provision)
         self._snapshot: Snapshot | None = None
         self._conns: Connections | None = None
+        self._hosts: HostAccess | None = None
         self.ssh_connections_opened = 0
         self.host_commands: list[tuple[str, str]] = []
 
@@ -44,9 +68,28 @@ class Environment:
         return self.selectors is None
 
     @property
-    def expected(self) -> Settings | None:
-        """The settings the environment must match, or None when someone else built it."""
-        return self.settings if self.built_by_us else None
+    def expected(self) -> Expected:
+        """What to compare: everything this run built it with; in a check-only run, what the user stated
+        (on the command line), plus our key pair's name where provision.py built it."""
+        comparable = [n for n in STATED if n != "ssh_user"]
+        if self.built_here:
+            return Expected.of(self.settings, comparable + ["key_name"])
+        stated = [n for n in comparable if n in self.settings.given]
+        return Expected.of(self.settings, stated + (["key_name"] if self.built_by_us else []))
+
+    @property
+    def display_name(self) -> str:
+        """What the report calls it: our env name, or the VPC's Name tag (else its ID) for someone else's."""
+        if self.built_by_us:
+            return self.settings.env
+        snap = self._snapshot
+        return (snap.vpc.name or snap.vpc.id) if snap else (self.selectors.vpc_id if self.selectors else "?")
+
+    def hourly_cost(self, kind: str) -> str:
+        """" (about $0.045/hour plus data)" for a billed kind, else "": for messages about leftovers."""
+        from .provisioning import kinds
+
+        return kinds.cost_note(kind)
 
     # -- reading ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -68,6 +111,7 @@ class Environment:
     def changed(self) -> None:
         """Something changed the environment: read it again, reconnect, let the data plane follow."""
         self._snapshot = None
+        self._hosts = None        # what was reachable before may not be now, and the reverse
         if self._conns:
             self._conns.forget()
         self.target.settle()
@@ -79,6 +123,12 @@ class Environment:
             self._conns = Connections(self.target, self.settings, web_addr or snap.web.public_ip or "",
                                       db_addr or snap.db.private_ip or "", load_key(self.settings.key_file))
         return self._conns
+
+    def hosts(self) -> HostAccess:
+        """The hosts as checks reach them: a failed login is "not checked", not a failure."""
+        if self._hosts is None:
+            self._hosts = HostAccess(self)
+        return self._hosts
 
     def drop_connections(self) -> None:
         if self._conns:

@@ -105,6 +105,15 @@ class Lifecycle:
                 web.result()
                 db.result()
 
+    def finish(self, provisioner: Provisioner | None = None) -> list[str]:
+        """The article's last step: the NAT gateway deleted and its Elastic IP released (the
+        "finished" stage); the environment is read again afterwards."""
+        provisioner = provisioner or Provisioner(self.env.target, self.env.settings, progress=self.say)
+        with self.record.stage("the article's last step (NAT gateway deleted)"):
+            done = provisioner.finish()
+            self.env.changed()
+        return done
+
     def end(self) -> None:
         with self._held:
             self._end()

@@ -1,7 +1,8 @@
 """"The internet": one namespace with no link out of the machine, holding the lab's own hosts.
 
 - 198.51.100.1 the package mirror (HTTP, flat apt repository) with /ip, an echo of the requester's
-  address, and an access log (the evidence that the DB's traffic leaves through the NAT gateway);
+  address, and an access log, served at /access-log (the evidence that the DB's traffic leaves
+  through the NAT gateway, and that MariaDB's packages came that way);
 - 198.51.100.2 a DNS server for the public DNS names (only of VPCs with DNS hostnames on);
 - 198.51.100.3 the vantage point the suite's clients connect from (vantage.py).
 Its only links are the VPC routers' IGW links (gateways.py). The servers run as threads of the
@@ -32,8 +33,11 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
     access_log: Path
 
     def do_GET(self):
-        if self.path.split("?")[0] in ("/ip", "/ip/"):
-            body = f"{self.client_address[0]}\n".encode()
+        path = self.path.split("?")[0]
+        if path in ("/ip", "/ip/", "/access-log"):
+            # /access-log: the mirror operator's record of who fetched what (article 4.7's evidence).
+            body = (f"{self.client_address[0]}\n".encode() if path != "/access-log" else
+                    (self.access_log.read_bytes() if self.access_log.exists() else b""))
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
@@ -43,7 +47,7 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
     def log_message(self, fmt, *args):
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.client_address[0]} {fmt % args}\n"
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {self.client_address[0]} {fmt % args}\n"
         with open(self.access_log, "a") as f:
             f.write(line)
 

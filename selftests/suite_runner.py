@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -13,11 +13,13 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class Verdicts:
     returncode: int
-    passed: set[str]
-    failed: set[str]
-    skipped: set[str]
+    passed: set[str]              # holds
+    failed: set[str]              # violated
+    skipped: set[str]             # not checked or not applicable (both below, by their reason's prefix)
     output: str
-    xfailed: set[str]
+    xfailed: set[str]             # accepted by design, or an advisory hardening finding
+    not_checked: dict[str, str] = field(default_factory=dict)        # name -> reason
+    not_applicable: dict[str, str] = field(default_factory=dict)     # name -> reason
 
     @property
     def ran(self) -> set[str]:
@@ -34,14 +36,23 @@ def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout + proc.stderr
     passed, failed, skipped, xfailed = set(), set(), set(), set()
+    not_checked, not_applicable = {}, {}
     if junit.exists():
         for case in ET.parse(junit).getroot().iter("testcase"):
             name = case.get("name")
+            skip = case.find("skipped")
             if case.find("failure") is not None or case.find("error") is not None:
                 failed.add(name)
-            elif case.find("skipped") is not None:
-                # xfail is how the suite reports a finding accepted by design; not a skip.
-                (xfailed if case.find("skipped").get("type") == "pytest.xfail" else skipped).add(name)
+            elif skip is not None and skip.get("type") == "pytest.xfail":
+                # xfail is how the suite reports a finding accepted by design or advisory; not a skip.
+                xfailed.add(name)
+            elif skip is not None:
+                skipped.add(name)
+                reason = skip.get("message", "")
+                if reason.startswith("not applicable: "):
+                    not_applicable[name] = reason.removeprefix("not applicable: ")
+                else:
+                    not_checked[name] = reason.removeprefix("not checked: ")
             else:
                 passed.add(name)
-    return Verdicts(proc.returncode, passed, failed, skipped, out, xfailed)
+    return Verdicts(proc.returncode, passed, failed, skipped, out, xfailed, not_checked, not_applicable)

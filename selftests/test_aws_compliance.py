@@ -2,7 +2,9 @@
 
 Check-only runs on the aws target: a good environment exits 0, a drifted one 1 (out of
 compliance), one that can't be found 6 (could not check), so a scheduler can tell "fix the
-environment" from "fix the job". `provision.py sweep --older-than` removes what runs left behind.
+environment" from "fix the job". A check-only run proves the finished stage by default (the NAT
+gateway deleted, as `up` leaves it); one still running is a finding with its cost, unless the run
+says --stage installing. `provision.py sweep --older-than` removes what runs left behind.
 """
 from __future__ import annotations
 
@@ -37,6 +39,30 @@ def test_check_only_exit_status_tells_drift_from_could_not_check(aws, tmp_path):
     assert not nothing_left(aws)
 
 
+def test_a_nat_gateway_left_running_is_a_finding_unless_the_stage_is_installing(aws, tmp_path):
+    state = tmp_path / "state"
+    assert provision(aws, state, *up_args("stay"), "--keep-nat").returncode == 0
+    finished = check_suite(aws, tmp_path, "--env", "stay", "--state-dir", str(state))
+    assert finished.returncode == 1, finished.stdout[-2000:]
+    assert "expected no NAT gateway alive after the article's last step" in finished.stdout
+    assert "$0.045/hour" in finished.stdout, finished.stdout[-2000:]
+    installing = check_suite(aws, tmp_path, "--env", "stay", "--state-dir", str(state), "--stage", "installing")
+    assert installing.returncode == 0, installing.stdout[-2000:]
+    assert provision(aws, state, "down", "--env", "stay").returncode == 0
+
+
+def test_hardening_is_advisory_unless_enforced(aws, tmp_path):
+    state = tmp_path / "state"
+    assert provision(aws, state, *up_args("hard")).returncode == 0
+    assert provision(aws, state, "drift", "imdsv1-allowed", "--env", "hard").returncode == 0
+    advisory = check_suite(aws, tmp_path, "--env", "hard", "--state-dir", str(state))
+    assert advisory.returncode == 0, advisory.stdout[-2000:]
+    assert "advisory" in advisory.stdout and "expected IMDSv2 required" in advisory.stdout
+    enforced = check_suite(aws, tmp_path, "--env", "hard", "--state-dir", str(state), "--hardening=enforce")
+    assert enforced.returncode == 1, enforced.stdout[-2000:]
+    assert provision(aws, state, "down", "--env", "hard").returncode == 0
+
+
 @pytest.mark.parametrize("text,expected", [("30m", dt.timedelta(minutes=30)), ("2h", dt.timedelta(hours=2)),
                                            ("1d", dt.timedelta(days=1)), ("1h30m", dt.timedelta(minutes=90))])
 def test_durations(text, expected):
@@ -57,7 +83,8 @@ def _retag(aws, env, key, value):
 
 def test_sweep_removes_old_and_expired_environments_only(aws, tmp_path):
     for env in ("old", "expired", "fresh"):
-        assert provision(aws, tmp_path / env, *up_args(env)).returncode == 0
+        # --keep-nat: the billed NAT gateway and its Elastic IP stay, so the sweep must name them first.
+        assert provision(aws, tmp_path / env, *up_args(env), "--keep-nat").returncode == 0
     now = dt.datetime.now(dt.UTC)
     _retag(aws, "old", "CreatedAt", (now - dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     _retag(aws, "expired", "ExpiresAt", (now - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -103,4 +130,5 @@ def test_scheduled_compliance_workflow_is_check_only():
                for u, s in zip(uses, steps, strict=True))
     run = next(s["run"] for s in steps if s.get("id") == "check")
     assert "--provision" not in run and "--allow-disruptive" not in run and "not disruptive" in run
+    assert "--hardening=enforce" in run, "expected the scheduled job to count hardening findings"
     assert "1)" in run and "6)" in run, "expected the summary to tell out of compliance (1) from could not check (6)"

@@ -87,14 +87,31 @@ def test_one_parameter_colours_only_its_own_path():
     assert found["path-web-db-3306"] == found["path-web-db-22"] == "passed"
 
 
-def test_worst_verdict_wins_and_skipped_only_when_nothing_else_ran():
-    assert combine(["passed", "skipped", "failed"]) == "failed"
+def test_worst_verdict_wins_not_checked_is_grey_and_not_applicable_only_when_nothing_else_ran():
+    assert combine(["passed", "not-applicable", "failed"]) == "failed"
     assert combine(["passed", "accepted"]) == "accepted"
-    assert combine(["skipped", "passed"]) == "passed"
-    assert combine(["skipped"]) == "skipped"
+    assert combine(["passed", "not-checked"]) == "not-checked"      # proven only when every check held
+    assert combine(["not-applicable", "passed"]) == "passed"
+    assert combine(["not-applicable"]) == "not-applicable"
     assert combine([]) == "unknown"
     found = verdicts_of(render_svg(snapshot(), {"1.1": "passed"}))
     assert found["vpc"] == "passed" and found["web"] == "unknown"
+
+
+def test_an_unchecked_host_colours_its_part_grey():
+    found = verdicts_of(render_svg(snapshot(), {**ALL_PASSED, "3.3": "not-checked"}))
+    assert found["web"] == found["path-internet-web-80"] == "not-checked"
+    assert found["vpc"] == "passed"
+
+
+def test_the_finished_stage_shows_the_deleted_nat_gateway_and_the_blackhole():
+    gone = dataclasses.replace(snapshot().nat_gateways[0], state="deleted")
+    rtb = snapshot().route_tables["rtb-priv"]
+    blackhole = dataclasses.replace(rtb, routes=(rtb.routes[0], Route("0.0.0.0/0", "nat-1", "blackhole")))
+    svg = render_svg(snapshot(nat_gateways=(gone,), route_tables={**snapshot().route_tables, "rtb-priv": blackhole}),
+                     ALL_PASSED)
+    assert "NAT gateway deleted" in svg and "blackhole" in svg
+    assert "-&gt; internet" not in svg.split('data-part="path-db-nat-internet"', 1)[1].split("</text>", 1)[0]
 
 
 def test_labels_come_from_the_snapshot():

@@ -8,6 +8,7 @@ from _pytest.reports import TestReport
 from fixtures.report import Check, ReviewReport, _verdict
 from fixtures.report.article import parse_article
 from fixtures.report.html import sections_html
+from fixtures.verdicts import ADVISORY_PREFIX, Tally
 
 
 def report(outcome="passed", when="call", longrepr=None, **attrs) -> TestReport:
@@ -28,9 +29,31 @@ def test_what_a_worker_puts_on_a_report_reaches_the_controller():
 
 def test_verdicts_from_reports():
     assert _verdict(report("skipped", wasxfail="accepted by design: public")) == ("accepted", "accepted by design: public")
-    assert _verdict(report("skipped", "setup", ("f.py", 1, "Skipped: no hosts on moto"))) == ("skipped", "no hosts on moto")
+    assert _verdict(report("skipped", wasxfail=ADVISORY_PREFIX + "expected x, found y")) == (
+        "advisory", "expected x, found y")
+    assert _verdict(report("skipped", "setup", ("f.py", 1, "Skipped: not applicable: no hosts on moto"))) == (
+        "not-applicable", "no hosts on moto")
+    assert _verdict(report("skipped", "call", ("f.py", 1, "Skipped: not checked: no route to 10.0.1.4"))) == (
+        "not-checked", "no route to 10.0.1.4")
+    # A skip that says neither can't claim anything held.
+    assert _verdict(report("skipped", "setup", ("f.py", 1, "Skipped: whatever"))) == ("not-checked", "whatever")
     assert _verdict(report("failed", longrepr="E   AssertionError: expected x\nfound y")) == ("failed", "found y")
     assert _verdict(report("passed")) == ("passed", "")
+
+
+def test_exit_status_from_the_verdicts():
+    def tally(*verdicts, enforce=False):
+        t = Tally(enforce_hardening=enforce)
+        for n, (verdict, hardening) in enumerate(verdicts):
+            t.entries[str(n)] = Check(str(n), "1.1" if not hardening else None, None, hardening, verdict)
+        return t
+    assert tally(("passed", False), ("not-applicable", False)).exit_code() == 0
+    assert tally(("passed", False), ("not-checked", False)).exit_code() == 6
+    assert tally(("failed", False), ("not-checked", False)).exit_code() == 1
+    # Hardening decides nothing unless enforced (its findings are advisory then, not failures).
+    assert tally(("passed", False), ("not-checked", True)).exit_code() == 0
+    assert tally(("passed", False), ("failed", True), enforce=True).exit_code() == 1
+    assert tally(("passed", False), ("not-checked", True), enforce=True).exit_code() == 6
 
 
 def test_a_teardown_error_after_a_pass_fails_the_check():
@@ -45,9 +68,12 @@ def test_a_teardown_error_after_a_pass_fails_the_check():
 def test_sections_count_each_verdict():
     art = parse_article("## 1. VPC\n- 1.1 A VPC.\n- 1.2 Subnets.\n")
     checks = [Check("a", "1.1", None, False, "passed"), Check("b", "1.2", None, False, "failed"),
-              Check("c", None, None, True, "accepted", "accepted by design: x"), Check("d", None, None, True, "skipped")]
+              Check("e", "1.2", None, False, "not-checked", "no route"),
+              Check("c", None, None, True, "accepted", "accepted by design: x"),
+              Check("d", None, None, True, "not-applicable")]
     html = sections_html(art, checks)
     assert 'id="tt-section-1" data-verdict="failed"' in html
     assert 'id="tt-section-H" data-verdict="accepted"' in html
     row_1 = html.split('id="tt-section-1"', 1)[1].split("</tr>", 1)[0]
-    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 0, 0, 2]
+    # holds, violated, not checked, not applicable, accepted, advisory, checks
+    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 1, 0, 0, 0, 3]

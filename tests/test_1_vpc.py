@@ -13,7 +13,8 @@ def test_vpc_has_private_cidr_and_dns_support(snap, expected, evidence):
     evidence("VPC", [f"{vpc.id} {vpc.cidr}", f"enableDnsSupport={vpc.dns_support}"])
     assert ipaddress.ip_network(vpc.cidr).is_private, f"expected a private VPC CIDR, found {vpc.cidr}"
     assert vpc.dns_support, f"expected DNS support on in {vpc.id}, found it off"
-    if expected:
+    if expected.vpc_cidr:
+        evidence("compared with the setting", f"--vpc-cidr {expected.vpc_cidr}")
         assert vpc.cidr == expected.vpc_cidr, f"expected VPC CIDR {expected.vpc_cidr}, found {vpc.cidr}"
 
 
@@ -27,10 +28,11 @@ def test_public_and_private_subnets_in_vpc(snap, expected, evidence):
     vpc = ipaddress.ip_network(snap.vpc.cidr)
     for s in (pub, priv):
         assert ipaddress.ip_network(s.cidr).subnet_of(vpc), f"expected {s.id} inside {vpc}, found {s.cidr}"
-    if expected:
-        assert (pub.cidr, priv.cidr) == (expected.public_cidr, expected.private_cidr), (
-            f"expected public {expected.public_cidr} and private {expected.private_cidr}, "
-            f"found {pub.cidr} and {priv.cidr}")
+    for option, wanted, subnet in (("public-cidr", expected.public_cidr, pub),
+                                   ("private-cidr", expected.private_cidr, priv)):
+        if wanted:
+            evidence("compared with the setting", f"--{option} {wanted}")
+            assert subnet.cidr == wanted, f"expected the {option.split('-')[0]} subnet {wanted}, found {subnet.cidr}"
 
 
 @pytest.mark.article("1.3")

@@ -1,7 +1,6 @@
 """Article section 2: the web server's instance, Elastic IP, key pair and SSH rule."""
 import paramiko
 import pytest
-from drift_groups import WEB_HTTP_LOST, WEB_SSH_LOST
 
 
 @pytest.mark.api
@@ -15,7 +14,8 @@ def test_web_instance_runs_in_public_subnet(snap, expected, evidence):
     assert table and any(r.kind == "igw" for r in table.routes), (
         f"expected the web server in a public subnet (routed to an internet gateway), found {web.subnet_id} "
         f"with routes {table.rows() if table else 'none'}")
-    if expected:
+    if expected.instance_type:
+        evidence("compared with the setting", f"--instance-type {expected.instance_type}")
         assert web.instance_type == expected.instance_type, (
             f"expected instance type {expected.instance_type}, found {web.instance_type}")
 
@@ -40,34 +40,42 @@ def test_web_launched_with_environment_key(snap, expected, evidence):
     assert snap.web.key_name, "expected the web server launched with a key pair, found none"
     assert snap.web.key_name in snap.key_pairs, (
         f"expected key pair {snap.web.key_name} to exist, found only {list(snap.key_pairs) or 'none'}")
-    if expected:
+    if expected.key_name:
         assert snap.web.key_name == expected.key_name, (
             f"expected key pair {expected.key_name}, found {snap.web.key_name}")
 
 
 @pytest.mark.host
 @pytest.mark.article("2.4")
-@pytest.mark.fails_on(*WEB_SSH_LOST)
-def test_ssh_with_environment_key_logs_in(conns, env, evidence):
+@pytest.mark.fails_on("web-key-replaced")
+def test_ssh_with_environment_key_logs_in(conns, env, verdict, evidence):
+    login = conns.login("web")
+    evidence("ssh web with the environment's key", login.line())
+    if login.outcome in ("unreachable", "not attempted"):
+        # sshd never answered: this says nothing about the key (1.3, 1.4, 2.2 and 2.5 say why).
+        verdict.not_checked(f"the web server's sshd could not be reached ({login.outcome}: {login.detail})")
+    assert login.ok, f"expected the environment's key to log in to the web server, found it {login.detail}"
     result = conns.execute("web", "id -un")
     evidence("ssh web", result.evidence())
     user = env.settings.ssh_user
     assert result.stdout.strip() == user, (
         f"expected to log in as {user}, found {result.stdout.strip() or result.stderr}")
+    # The negative beside its control: the same sshd, from the same place, just let the right key in.
     with pytest.raises(paramiko.AuthenticationException):
         conns.open_web(key=paramiko.ECDSAKey.generate()).close()
-    evidence("wrong key", "a freshly generated key was refused (AuthenticationException)")
+    evidence("wrong key", "a freshly generated key was refused (AuthenticationException) by the same sshd")
 
 
 @pytest.mark.api
 @pytest.mark.article("2.5")
 @pytest.mark.fails_on("web-ssh-revoked")
 def test_web_security_group_allows_ssh_from_admins(snap, expected, evidence):
-    rules = snap.ingress_to(snap.web)
-    evidence("web ingress", [f"{g.id} {p.row()}" for g, p in rules])
-    ssh = [p for _, p in rules if p.covers_port("tcp", 22)]
-    assert ssh, f"expected tcp/22 allowed to the web server, found {[p.row() for _, p in rules]}"
-    if expected and expected.admin_cidr:
+    rules = snap.admitted_to(snap.web)
+    evidence("web ingress, by what each source admits", [f"{g.id} {a.row()}" for g, a in rules])
+    ssh = [a.permission for _, a in rules if a.permission.covers_port("tcp", 22)]
+    assert ssh, f"expected tcp/22 allowed to the web server, found {[a.permission.row() for _, a in rules]}"
+    if expected.admin_cidr:
+        evidence("compared with the setting", f"--admin-cidr {expected.admin_cidr}")
         assert any(p.cidr == expected.admin_cidr for p in ssh), (
             f"expected tcp/22 from the admin CIDR {expected.admin_cidr}, found {[p.source for p in ssh]}")
 
@@ -75,16 +83,24 @@ def test_web_security_group_allows_ssh_from_admins(snap, expected, evidence):
 @pytest.mark.disruptive
 @pytest.mark.article("2.3")
 @pytest.mark.fails_on("web-eip-disassociated")
-@pytest.mark.fails_on_with_hosts(*WEB_HTTP_LOST, "apache-disabled")
-def test_elastic_ip_survives_stop_and_start(snap, env, probe, evidence):
+@pytest.mark.fails_on_with_hosts("apache-disabled")
+def test_elastic_ip_survives_stop_and_start(snap, env, probe, verdict, evidence):
     before = snap.web.public_ip
     eip = snap.eip_of(snap.web)
     assert eip is not None and eip.public_ip == before, (
         f"expected the web server's public address to be an Elastic IP before the stop, found {before}")
+    # Where the internet can see the site, the stop and the start are proven from there too: it answers
+    # before (the control), not while stopped, and again after the start by itself.
+    seen = None
+    if probe.available:
+        try:
+            seen = probe.tcp(before, 80, control=True)
+        except Exception as exc:  # noqa: BLE001 - not probeable from here (an address in loopback): said below
+            seen = f"not probed: {exc}"
+        evidence("before the stop (control)", f"tcp {before}:80 {seen}")
     try:
         env.stop("web")
-        if probe.available:
-            # Proof that the machine really went down, so "it answers again" below means it came back.
+        if seen == "open":
             down = probe.tcp(before, 80)
             evidence("while stopped", f"tcp {before}:80 {down}")
             assert down != "open", f"expected the web server down while stopped, found port 80 {down}"
@@ -95,7 +111,10 @@ def test_elastic_ip_survives_stop_and_start(snap, env, probe, evidence):
     after = env.snapshot().web.public_ip
     evidence("stop/start", [f"before {before}", f"after {after}"])
     assert after == before, f"expected the Elastic IP {before} after stop/start, found {after}"
-    if probe.available:
+    if seen == "open":
         answered = probe.wait_for_site(after)
         assert answered, f"expected the site to answer at {after} after the start by itself, found no answer"
         evidence("site after start", f"{answered} without anyone starting Apache")
+    elif probe.available:
+        verdict.not_checked(f"the Elastic IP held across the stop and start, but the site was not seen from the "
+                            f"internet before the stop ({seen}), so its going down and coming back is unproven")

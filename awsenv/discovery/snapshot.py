@@ -11,12 +11,17 @@ mistake instead of catching it. Don't merge them.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from ..errors import EnvError
+from botocore.exceptions import ClientError
 
-WORLD = "0.0.0.0/0"
+from ..errors import EnvError
+from .rules import WORLD, Admits, Judge, Permission, flatten, prefix_list_ids
+
+__all__ = ["WORLD", "Admits", "Permission", "Snapshot"]     # Permission lives in rules.py, read here
+LIVE_NAT_STATES = ("pending", "available")
 PROJECT_TAG = "twotier"     # the Project tag provisioning puts on everything (provisioning/tags.py)
 
 
@@ -33,7 +38,8 @@ class Route:
         return self.target.split("-", 1)[0]   # igw, nat, vpce, eni, pcx, tgw ...
 
     def row(self) -> str:
-        return f"{self.destination or '(prefix list)':<18} -> {self.target:<24} {self.state}"
+        note = " (its target is gone: traffic to it is dropped)" if self.state == "blackhole" else ""
+        return f"{self.destination or '(prefix list)':<18} -> {self.target:<24} {self.state}{note}"
 
 
 @dataclass(frozen=True)
@@ -58,39 +64,6 @@ class Subnet:
     map_public_ip: bool
     route_table_id: str | None    # effective: explicit association, else the VPC's main table
     explicit_association: bool
-
-
-@dataclass(frozen=True)
-class Permission:
-    """One allowed source for one protocol/port range (AWS rules are flattened to these)."""
-    protocol: str                 # "tcp", "udp", "icmp", "-1"
-    from_port: int | None
-    to_port: int | None
-    cidr: str | None = None
-    group_id: str | None = None
-
-    def covers_port(self, protocol: str, port: int | None) -> bool:
-        if self.protocol == "-1":
-            return True
-        if self.protocol != protocol:
-            return False
-        if port is None or self.from_port is None or self.from_port == -1:
-            return True
-        return self.from_port <= port <= (self.to_port if self.to_port is not None else self.from_port)
-
-    @property
-    def source(self) -> str:
-        return self.cidr or self.group_id or "?"
-
-    @property
-    def is_world(self) -> bool:
-        return self.cidr == WORLD
-
-    def row(self) -> str:
-        ports = "all" if self.from_port in (None, -1) else (
-            str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}")
-        proto = "all" if self.protocol == "-1" else self.protocol
-        return f"{proto:<5} {ports:<11} from {self.source}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +93,8 @@ class Instance:
     group_ids: tuple[str, ...]
     http_tokens: str              # "required" means IMDSv2 only
     eni_ids: tuple[str, ...]
+    private_ips: tuple[str, ...] = ()          # every private address of every interface
+    launch_time: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +105,7 @@ class ElasticIp:
     instance_id: str | None
     eni_id: str | None
     private_ip: str | None
+    role: str | None = None       # our Role tag (nat-eip, web-eip), where provision.py made it
 
 
 @dataclass(frozen=True)
@@ -150,6 +126,13 @@ class NatGateway:
     public_ips: tuple[str, ...]
     allocation_ids: tuple[str, ...]
     private_ip: str | None
+    create_time: dt.datetime | None = None
+    delete_time: dt.datetime | None = None
+    role: str | None = None       # our Role tag ("nat" for the article's own), where provision.py made it
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_NAT_STATES
 
 
 @dataclass(frozen=True)
@@ -159,6 +142,7 @@ class Vpc:
     dns_support: bool
     dns_hostnames: bool
     is_default: bool
+    name: str = ""                # its Name tag
 
 
 @dataclass(frozen=True)
@@ -194,7 +178,12 @@ class Snapshot:
 
     @property
     def live_nat_gateways(self) -> tuple[NatGateway, ...]:
-        return tuple(n for n in self.nat_gateways if n.state in ("pending", "available"))
+        return tuple(n for n in self.nat_gateways if n.live)
+
+    @property
+    def gone_nat_gateways(self) -> tuple[NatGateway, ...]:
+        """Deleted or deleting NAT gateways the API still lists (EC2 keeps them for about an hour)."""
+        return tuple(n for n in self.nat_gateways if not n.live)
 
     def groups_of(self, instance: Instance) -> list[SecurityGroup]:
         return [self.security_groups[g] for g in instance.group_ids if g in self.security_groups]
@@ -210,13 +199,31 @@ class Snapshot:
     def ingress_to(self, instance: Instance) -> list[tuple[SecurityGroup, Permission]]:
         return [(g, p) for g in self.groups_of(instance) for p in g.ingress]
 
+    def judge(self) -> Judge:
+        members: dict[str, list[str]] = {}
+        for ip, groups in self.eni_groups.items():
+            for g in groups:
+                members.setdefault(g, []).append(ip)
+        names = {self.public_subnet.cidr if self.public_subnet else "": "the public subnet",
+                 self.private_subnet.cidr if self.private_subnet else "": "the private subnet"}
+        subnets = {s.cidr: names.get(s.cidr, s.id) for s in self.subnets.values()}
+        subnets[self.vpc.cidr] = "the whole VPC"
+        return Judge(self.web.private_ips or tuple(filter(None, [self.web.private_ip])), self.web.group_ids,
+                     {g: tuple(ips) for g, ips in members.items()},
+                     {g.id: g.name for g in self.security_groups.values()}, subnets)
+
+    def admitted_to(self, instance: Instance) -> list[tuple[SecurityGroup, Admits]]:
+        """Every ingress source of the instance's groups, with what it admits."""
+        judge = self.judge()
+        return [(g, judge.admits(p)) for g, p in self.ingress_to(instance)]
+
     def resources(self) -> list[tuple[str, str, str]]:
         """(kind, id, detail) for the report's inventory."""
         rows = [("vpc", self.vpc.id, self.vpc.cidr)]
         rows += [("subnet", s.id, f"{s.cidr} ({s.az})") for s in self.subnets.values()]
         rows += [("route-table", t.id, "main" if t.main else ", ".join(t.subnet_ids)) for t in self.route_tables.values()]
         rows += [("internet-gateway", g.id, ", ".join(f"{v}:{s}" for v, s in g.attachments)) for g in self.internet_gateways]
-        rows += [("nat-gateway", n.id, f"{n.state} {', '.join(n.public_ips)}") for n in self.nat_gateways]
+        rows += [("nat-gateway", n.id, f"{n.state} {', '.join(n.public_ips)}".strip()) for n in self.nat_gateways]
         rows += [("security-group", g.id, g.name) for g in self.security_groups.values()]
         for i in (self.web, self.db):
             rows.append((f"instance ({i.role})", i.id,
@@ -296,8 +303,21 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
     vpc_raw = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
     attr = lambda name, key: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)[key]["Value"]  # noqa: E731
     vpc = Vpc(vpc_id, vpc_raw["CidrBlock"], attr("enableDnsSupport", "EnableDnsSupport"),
-              attr("enableDnsHostnames", "EnableDnsHostnames"), vpc_raw.get("IsDefault", False))
+              attr("enableDnsHostnames", "EnableDnsHostnames"), vpc_raw.get("IsDefault", False),
+              _tag(vpc_raw, "Name") or "")
     in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}]
+
+    # NAT gateways first: a route to one that is gone is a blackhole, whatever the API's state field
+    # says (EC2 says "blackhole"; moto keeps "active").
+    nats_raw = _paged(ec2, "describe_nat_gateways", "NatGateways", Filter=in_vpc)
+    nats = tuple(
+        NatGateway(n["NatGatewayId"], n["SubnetId"], n["State"], n.get("ConnectivityType", "public"),
+                   tuple(a["PublicIp"] for a in n.get("NatGatewayAddresses", []) if a.get("PublicIp")),
+                   tuple(a["AllocationId"] for a in n.get("NatGatewayAddresses", []) if a.get("AllocationId")),
+                   next((a.get("PrivateIp") for a in n.get("NatGatewayAddresses", [])), None),
+                   _time(n.get("CreateTime")), _time(n.get("DeleteTime")), _tag(n, "Role") if env else None)
+        for n in nats_raw)
+    live_nats = {n.id for n in nats if n.live}
 
     tables_raw = _paged(ec2, "describe_route_tables", "RouteTables", Filters=in_vpc)
     main_id = next((t["RouteTableId"] for t in tables_raw
@@ -306,11 +326,7 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
                 if a.get("SubnetId")}
     route_tables = {}
     for t in tables_raw:
-        routes = tuple(Route(r.get("DestinationCidrBlock"),
-                             r.get("GatewayId") or r.get("NatGatewayId") or r.get("NetworkInterfaceId")
-                             or r.get("VpcPeeringConnectionId") or r.get("TransitGatewayId") or "?",
-                             r.get("State", "active"))
-                       for r in t.get("Routes", []) if "DestinationIpv6CidrBlock" not in r)
+        routes = tuple(_route(r, live_nats) for r in t.get("Routes", []) if "DestinationIpv6CidrBlock" not in r)
         route_tables[t["RouteTableId"]] = RouteTable(
             t["RouteTableId"], t["RouteTableId"] == main_id, routes,
             tuple(a["SubnetId"] for a in t.get("Associations", []) if a.get("SubnetId")))
@@ -332,18 +348,12 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
             igws[g["InternetGatewayId"]] = InternetGateway(
                 g["InternetGatewayId"], tuple((a["VpcId"], a["State"]) for a in g.get("Attachments", [])))
 
-    nats_raw = _paged(ec2, "describe_nat_gateways", "NatGateways", Filter=in_vpc)
-    nats = tuple(
-        NatGateway(n["NatGatewayId"], n["SubnetId"], n["State"], n.get("ConnectivityType", "public"),
-                   tuple(a["PublicIp"] for a in n.get("NatGatewayAddresses", []) if a.get("PublicIp")),
-                   tuple(a["AllocationId"] for a in n.get("NatGatewayAddresses", []) if a.get("AllocationId")),
-                   next((a.get("PrivateIp") for a in n.get("NatGatewayAddresses", [])), None))
-        for n in nats_raw if n["State"] not in ("deleted",))
-
+    groups_raw = _paged(ec2, "describe_security_groups", "SecurityGroups", Filters=in_vpc)
+    prefix_lists = _prefix_lists(ec2, prefix_list_ids(groups_raw))
     groups = {g["GroupId"]: SecurityGroup(g["GroupId"], g["GroupName"], g.get("VpcId", ""),
-                                          _flatten(g.get("IpPermissions", [])),
-                                          _flatten(g.get("IpPermissionsEgress", [])))
-              for g in _paged(ec2, "describe_security_groups", "SecurityGroups", Filters=in_vpc)}
+                                          flatten(g.get("IpPermissions", []), prefix_lists),
+                                          flatten(g.get("IpPermissionsEgress", []), prefix_lists))
+              for g in groups_raw}
 
     enis = _paged(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=in_vpc)
     # A NAT gateway's ENI is AWS-managed and carries no security group on AWS (moto gives it the
@@ -357,31 +367,59 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
         for p in e.get("PrivateIpAddresses", []):
             eni_groups[p["PrivateIpAddress"]] = gids
 
+    raw_addresses = {a["AllocationId"]: a for a in ec2.describe_addresses(
+        Filters=[{"Name": "domain", "Values": ["vpc"]}])["Addresses"] if _address_in_scope(a, env, enis)}
+    # The Elastic IPs of NAT gateways that are gone: still allocated means still billed (5.1).
+    gone_allocations = sorted({a for n in nats if not n.live for a in n.allocation_ids} - set(raw_addresses))
+    if gone_allocations:
+        for a in ec2.describe_addresses(Filters=[{"Name": "allocation-id", "Values": gone_allocations}])["Addresses"]:
+            raw_addresses[a["AllocationId"]] = a
     addresses = tuple(ElasticIp(a["AllocationId"], a["PublicIp"], a.get("AssociationId"), a.get("InstanceId") or None,
-                                a.get("NetworkInterfaceId"), a.get("PrivateIpAddress"))
-                      for a in ec2.describe_addresses(Filters=[{"Name": "domain", "Values": ["vpc"]}])["Addresses"]
-                      if _address_in_scope(a, env, enis))
+                                a.get("NetworkInterfaceId"), a.get("PrivateIpAddress"),
+                                _tag(a, "Role") if env else None)
+                      for a in raw_addresses.values())
     keys = tuple(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"])
 
     return Snapshot(region, vpc, _instance(web_raw, "web"), _instance(db_raw, "db"), subnets, route_tables,
                     tuple(igws.values()), nats, groups, addresses, eni_groups, keys)
 
 
+def _route(r: dict, live_nats: set[str]) -> Route:
+    target = (r.get("GatewayId") or r.get("NatGatewayId") or r.get("NetworkInterfaceId")
+              or r.get("VpcPeeringConnectionId") or r.get("TransitGatewayId") or "?")
+    state = r.get("State", "active")
+    if r.get("NatGatewayId") and r["NatGatewayId"] not in live_nats:
+        state = "blackhole"
+    return Route(r.get("DestinationCidrBlock"), target, state)
+
+
+def _prefix_lists(ec2, ids: set[str]) -> dict[str, tuple[str, ...] | None]:
+    """Each prefix list's CIDRs; None where they can't be read (a rule that can't be read by meaning
+    is reported as such, never taken for harmless)."""
+    out: dict[str, tuple[str, ...] | None] = {}
+    for pl in sorted(ids):
+        try:
+            out[pl] = tuple(e["Cidr"] for e in _paged(ec2, "get_managed_prefix_list_entries", "Entries",
+                                                      PrefixListId=pl))
+        except ClientError:
+            out[pl] = None
+    return out
+
+
+def _tag(raw: dict, key: str) -> str | None:
+    return next((t["Value"] for t in raw.get("Tags", []) or [] if t.get("Key") == key), None)
+
+
+def _time(value) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return None
+
+
 def _address_in_scope(a: dict, env: str | None, enis: list[dict]) -> bool:
     eni_ids = {e["NetworkInterfaceId"] for e in enis}
     tags = {t["Key"]: t["Value"] for t in a.get("Tags", [])}
     return a.get("NetworkInterfaceId") in eni_ids or (env is not None and tags.get("Env") == env)
-
-
-def _flatten(perms: list[dict]) -> tuple[Permission, ...]:
-    out = []
-    for p in perms:
-        proto = str(p.get("IpProtocol", "-1"))
-        proto = {"6": "tcp", "17": "udp", "1": "icmp"}.get(proto, proto)
-        frm, to = p.get("FromPort"), p.get("ToPort")
-        out += [Permission(proto, frm, to, cidr=r["CidrIp"]) for r in p.get("IpRanges", [])]
-        out += [Permission(proto, frm, to, group_id=g["GroupId"]) for g in p.get("UserIdGroupPairs", [])]
-    return tuple(out)
 
 
 def _instance(raw: dict, role: str) -> Instance:
@@ -394,4 +432,8 @@ def _instance(raw: dict, role: str) -> Instance:
         public_ip=raw.get("PublicIpAddress"), public_dns=raw.get("PublicDnsName", "") or "",
         key_name=raw.get("KeyName"), group_ids=group_ids,
         http_tokens=raw.get("MetadataOptions", {}).get("HttpTokens", "optional"),
-        eni_ids=tuple(e["NetworkInterfaceId"] for e in enis))
+        eni_ids=tuple(e["NetworkInterfaceId"] for e in enis),
+        private_ips=tuple(dict.fromkeys([p["PrivateIpAddress"] for e in enis for p in e.get("PrivateIpAddresses", [])
+                                         if p.get("PrivateIpAddress")] + ([raw["PrivateIpAddress"]]
+                                                                          if raw.get("PrivateIpAddress") else []))),
+        launch_time=_time(raw.get("LaunchTime")))

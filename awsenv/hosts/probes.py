@@ -1,54 +1,221 @@
-"""Reachability probes from the internet vantage point, through the target's socket factory.
+"""Reachability probes, each from a named vantage point, and negatives proven beside a control.
 
-Negative reachability is probed, not inferred: a probe says "open", "refused" or "timeout".
+A probe says "open", "refused", "timeout" or "unreachable (...)". A closed port proves nothing by
+itself: from a vantage point that reaches nothing, everything looks closed. So a negative counts
+only when, from the same vantage point in the same run, a control that should answer did answer
+(`Probe.closed`); otherwise the check is "not checked", never "holds".
+
+Vantage points, and where each means something:
+- the internet: the target's own (the lab's internet on local, this runner on aws). Public
+  addresses only: a private address probed from a runner tests the runner's own network, and a
+  "public" address in loopback (moto hands out 127.x) is this machine, so neither is ever probed.
+- a neighbour: another host in the public subnet with no security group (where the target has one).
+- a host of the environment: through its SSH connection, with bash's /dev/tcp (inside the VPC).
 """
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import ipaddress
+import re
+import shlex
+import socket
+from dataclasses import dataclass, field
 
+from ..errors import one_line
 from ..targets import Target
+from ..verdict import NotApplicable, NotChecked
+
+# Ranges that are never "the internet" for a probe from the runner: this machine, its own networks.
+# Documentation ranges (198.51.100.0/24 ...) stay allowed: the local lab's public addresses live there.
+NOT_PUBLIC = [ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7", "::/128")]
 
 
-def tcp(target: Target, host: str, port: int, timeout: float | None = None, origin: str = "internet") -> str:
+def not_public_reason(address: str | None) -> str | None:
+    """Why an address must not be probed from the internet vantage point, or None if it may be."""
+    if not address:
+        return "no address"
     try:
-        sock = target.connect(host, port, timeout=timeout if timeout is not None else target.probe_timeout,
-                              origin=origin)
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    if ip.is_loopback:
+        return f"{address} is in loopback (this machine, not the environment; moto hands such addresses out)"
+    if any(ip in n for n in NOT_PUBLIC if n.version == ip.version):
+        return (f"{address} is not a public address: probed from this runner it would test the runner's own "
+                "network, not the environment")
+    return None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    label: str            # "the web server's Elastic IP", "the DB's private address"
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.address}:{self.port}"
+
+
+# A control is given longer than a negative probe: it must not read "no answer" into a first contact
+# that is merely slow (a proxy-ARP reply in the lab comes after up to 0.8 s, EC2's first SYN too).
+CONTROL_TIMEOUT = 3.0
+
+
+class Vantage:
+    """Where a probe starts. tcp() answers an outcome, or raises NotChecked / NotApplicable when
+    this vantage point can't probe that address at all."""
+    name = "?"
+
+    def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
+        raise NotImplementedError
+
+
+class InternetVantage(Vantage):
+    def __init__(self, target: Target):
+        self._target = target
+        self.name = "the internet"
+
+    def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
+        reason = not_public_reason(address)
+        if reason:
+            raise NotChecked(f"not probed from the internet: {reason}")
+        return _socket_outcome(self._target, address, port, "internet", self.name, timeout)
+
+
+class NeighbourVantage(Vantage):
+    """A host in the public subnet outside the web server's groups (the lab's public probe)."""
+
+    def __init__(self, target: Target):
+        self._target = target
+        self.name = "a neighbour in the public subnet (no security group)"
+
+    def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
+        return _socket_outcome(self._target, address, port, "public-probe", self.name, timeout)
+
+
+class HostVantage(Vantage):
+    """A host of the environment, through its SSH connection: inside the VPC, as the host sees it."""
+
+    def __init__(self, hosts, role: str, timeout: float = 3.0):
+        self._hosts, self._role, self._timeout = hosts, role, timeout
+        self.name = f"the {role} server"
+
+    def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
+        ipaddress.ip_address(address)     # never a word that reaches a shell unchecked
+        command = f"timeout {timeout or self._timeout:g} bash -c {shlex.quote(f'</dev/tcp/{address}/{port}')}"
+        result = self._hosts.execute(self._role, command)
+        if result.rc == 0:
+            return "open"
+        if result.rc == 124:
+            return "timeout"
+        said = result.stderr.lower()
+        if "refused" in said:
+            return "refused"
+        return f"unreachable ({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.rc})"
+
+
+def _socket_outcome(target: Target, address: str, port: int, origin: str, name: str,
+                    timeout: float | None = None) -> str:
+    try:
+        sock = target.connect(address, port, timeout=timeout or target.probe_timeout, origin=origin)
     except ConnectionRefusedError:
         return "refused"
     except TimeoutError:
         return "timeout"
     except OSError as exc:
         return f"unreachable ({exc.strerror or exc})"
+    except NotImplementedError as exc:
+        raise NotApplicable(f"target {target.name} has no such vantage point ({name}): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a vantage point that can't even be entered reached nothing
+        raise NotChecked(f"the vantage point ({name}) is not available: {one_line(exc)}") from None
     sock.close()
     return "open"
 
 
-class _Conn(http.client.HTTPConnection):
-    def __init__(self, target: Target, address: str, host_header: str, timeout: float):
-        super().__init__(host_header, 80, timeout=timeout)
-        self._target, self._address, self._timeout = target, address, timeout
+@dataclass
+class Negative:
+    """A negative proven from one vantage point: the control that answered, and every probe."""
+    vantage: str
+    control: str
+    probes: dict[str, str] = field(default_factory=dict)      # endpoint -> outcome
+    unavailable: str = ""         # the target has no such vantage point (an optional part, left out)
 
-    def connect(self):
-        self.sock = self._target.connect(self._address, 80, timeout=self._timeout)
+    @property
+    def opened(self) -> list[str]:
+        return [e for e, outcome in self.probes.items() if outcome == "open"]
+
+    def evidence(self) -> list[str]:
+        if self.unavailable:
+            return [f"from {self.vantage}: not probed ({self.unavailable})"]
+        return ([f"from {self.vantage}:", f"  control {self.control}: open (this vantage point reaches what it should)"]
+                + [f"  {e}: {o}" for e, o in self.probes.items()]
+                + ([] if self.probes else ["  (nothing to probe)"]))
 
 
-def http_get(target: Target, address: str, host_header: str | None = None, timeout: float = 5.0):
-    """GET / at address (Host: host_header); returns (status, headers dict, body text)."""
-    conn = _Conn(target, address, host_header or address, timeout)
+@dataclass
+class Fetches:
+    """Lines of package sources' access logs for one package: who fetched it, and when."""
+    clients: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    read_from: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def unavailable(self) -> str:
+        return f"no package source offers a log: {', '.join(self.skipped) or 'none configured'}"
+
+    def add(self, log: str, package: str, since: dt.datetime | None) -> None:
+        # `{time} {client} "GET /./mariadb-server_1%3a10.11..._amd64.deb HTTP/1.1" 200 -`, time in UTC.
+        wanted = re.compile(rf'"GET /(?:\./)?{re.escape(package)}_[^ "/]*\.deb ')
+        for line in log.splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) < 3 or not wanted.search(parts[2]):
+                continue
+            when = _log_time(parts[0])
+            if since is not None and when is not None and when < since:
+                continue            # an earlier environment's install
+            self.lines.append(line)
+            if parts[1] not in self.clients:
+                self.clients.append(parts[1])
+
+    def evidence(self) -> list[str]:
+        if not self.read_from:
+            return [self.unavailable]
+        return [f"read from {', '.join(self.read_from)}:"] + (self.lines or ["  no fetch of the package since launch"])
+
+
+def _log_time(text: str) -> dt.datetime | None:
     try:
-        conn.request("GET", "/")
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read(65536).decode(errors="replace")
-    finally:
-        conn.close()
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class Site:
+    """What GET / at an address answered from the internet, or why it did not answer."""
+    address: str
+    status: int | None = None
+    server: str = ""
+    problem: str = ""             # set when nothing answered 200: what the host did instead
+    lines: list[str] = field(default_factory=list)
+
+    def evidence(self) -> list[str]:
+        return self.lines
 
 
 class Probe:
-    """The internet's vantage point as the checks use it: TCP, HTTP and DNS from outside the VPC
-    (or, where the target has one, from another host in the public subnet: origin="public-probe")."""
+    """The vantage points as the checks use them: TCP, HTTP and DNS from outside the VPC, from a
+    neighbour in the public subnet, or from a host of the environment."""
 
     def __init__(self, target: Target):
         self._target = target
+        self.internet = InternetVantage(target)
+        self.neighbour = NeighbourVantage(target)
 
     @property
     def available(self) -> bool:
@@ -62,26 +229,157 @@ class Probe:
     def boot_timeout(self) -> float:
         return self._target.boot_timeout
 
-    def tcp(self, host: str, port: int, origin: str = "internet") -> str:
-        return tcp(self._target, host, port, origin=origin)
+    def through(self, hosts, role: str) -> HostVantage:
+        return HostVantage(hosts, role)
 
-    def http_get(self, address: str, host_header: str | None = None):
-        return http_get(self._target, address, host_header)
+    def closed(self, vantage: Vantage, control: Endpoint, endpoints: list[Endpoint],
+               optional: bool = False) -> Negative:
+        """Probe the control, then each endpoint, all from one vantage point. Raises NotChecked when
+        the control did not answer (a closed port would prove nothing from there) or an endpoint
+        can't be probed from there; the caller asserts that nothing in `.opened`. optional: a target
+        without this vantage point gives a Negative with `.unavailable` set instead of raising."""
+        try:
+            outcome = vantage.tcp(control.address, control.port, timeout=CONTROL_TIMEOUT)
+        except NotApplicable as exc:
+            if not optional:
+                raise
+            return Negative(vantage.name, str(control), unavailable=str(exc))
+        if outcome != "open":
+            raise NotChecked(f"from {vantage.name}, the control {control} did not answer ({outcome}), so a closed "
+                             "port proves nothing from there")
+        result = Negative(vantage.name, str(control))
+        for e in endpoints:
+            result.probes[str(e)] = vantage.tcp(e.address, e.port)
+        return result
+
+    def tcp(self, address: str, port: int, control: bool = False) -> str:
+        """One probe from the internet (public addresses only); a control waits longer for its answer."""
+        return self.internet.tcp(address, port, timeout=CONTROL_TIMEOUT if control else None)
+
+    def require_public(self, address: str | None, what: str) -> str:
+        """The address, if it may be probed from the internet; else NotChecked saying why."""
+        reason = not_public_reason(address)
+        if reason:
+            raise NotChecked(f"{what}: {reason}")
+        return address or ""
+
+    def http_get(self, address: str, host_header: str | None = None, path: str = "/"):
+        self.require_public(address, "HTTP from the internet not attempted")
+        return http_get(self._target, address, host_header, path=path)
+
+    def get_site(self, address: str, host_header: str | None = None) -> Site:
+        """GET / from the internet. A refused port is the host answering "nothing here" (a finding);
+        a silent one is a finding only if the same host answers on tcp/22 from the same place (the
+        control); if neither answers, the web server is not reachable from here: not checked."""
+        self.require_public(address, "HTTP from the internet not attempted")
+        site = Site(address)
+        try:
+            status, headers, body = http_get(self._target, address, host_header)
+        except ConnectionRefusedError:
+            outcome = "refused"
+        except TimeoutError:
+            outcome = "timeout"
+        except http.client.HTTPException as exc:
+            site.problem = f"tcp/80 answered, but not with HTTP ({type(exc).__name__}: {exc})"
+            site.lines.append(site.problem)
+            return site
+        except OSError as exc:
+            outcome = f"unreachable ({exc.strerror or exc})"
+        except NotImplementedError as exc:
+            raise NotApplicable(f"target {self._target.name} has no internet vantage point: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a vantage point that can't be entered reached nothing
+            raise NotChecked(f"the internet vantage point is not available: {one_line(exc)}") from None
+        else:
+            site.status, site.server = status, headers.get("Server", "")
+            site.lines += [f"status {status}", f"Server: {site.server}", body[:200]]
+            return site
+        site.lines.append(f"tcp {address}:80 {outcome}")
+        if outcome == "refused":
+            site.problem = "tcp/80 refused: the host answered, and nothing listens on port 80"
+            return site
+        control = self.internet.tcp(address, 22, timeout=CONTROL_TIMEOUT)
+        site.lines.append(f"control: tcp {address}:22 {control}")
+        if control == "open":
+            site.problem = (f"tcp/80 {outcome} while tcp/22 on the same address answered from the same place: "
+                            "port 80 is filtered")
+            return site
+        raise NotChecked(f"neither tcp/80 ({outcome}) nor tcp/22 ({control}) answered at {address} from the "
+                         "internet: the web server is not reachable from here")
 
     def resolve(self, name: str) -> list[str]:
-        return self._target.resolve(name)
+        """A records of a name, asked from the internet; [] when the name does not exist."""
+        try:
+            return self._target.resolve(name)
+        except socket.gaierror as exc:
+            if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                return []
+            raise NotChecked(f"the internet's resolver did not answer for {name}: {exc}") from None
+        except OSError as exc:
+            raise NotChecked(f"the internet's resolver did not answer for {name}: {one_line(exc)}") from None
+        except NotImplementedError as exc:
+            raise NotApplicable(f"target {self._target.name} has no resolver on the internet: {exc}") from None
 
     def echo_url(self) -> str:
         return self._target.echo_url()
+
+    def package_fetches(self, sources: list[str], package: str, since=None) -> Fetches:
+        """Who fetched a package's files, by the access log of the package source that offers one.
+
+        Asked only of a source named by a public address over plain HTTP (the lab's mirror serves its
+        log at /access-log); a source named by a host name (a distribution's CDN) keeps its logs to
+        itself, and is never asked."""
+        found = Fetches()
+        for url in sources:
+            m = re.match(r"http://([0-9.]+)(?::80)?(/.*)?$", url)
+            if not m or not_public_reason(m.group(1)):
+                found.skipped.append(url)
+                continue
+            try:
+                status, _, body = http_get(self._target, m.group(1), path="/access-log")
+            except Exception as exc:  # noqa: BLE001 - a source without a readable log is simply not evidence
+                found.skipped.append(f"{url} ({one_line(exc) or type(exc).__name__})")
+                continue
+            if status != 200:
+                found.skipped.append(f"{url} (no access log: HTTP {status})")
+                continue
+            found.read_from.append(url)
+            found.add(body, package, since)
+        return found
 
     def wait_for_site(self, address: str) -> str | None:
         """Wait (up to the target's boot timeout) for GET / at address to answer 200; None if it never did."""
         from ..errors import EnvError
         from ..waits import wait_until
 
+        self.require_public(address, "HTTP from the internet not attempted")
+
+        def answered() -> bool:
+            try:
+                return http_get(self._target, address)[0] == 200
+            except OSError:
+                return False
         try:
-            wait_until(lambda: http_get(self._target, address)[0] == 200, f"Apache at {address}",
-                       timeout=self._target.boot_timeout, progress=lambda m: None)
+            wait_until(answered, f"Apache at {address}", timeout=self._target.boot_timeout, progress=lambda m: None)
         except EnvError:
             return None
         return f"GET http://{address}/ answered 200"
+
+
+class _Conn(http.client.HTTPConnection):
+    def __init__(self, target: Target, address: str, host_header: str, timeout: float):
+        super().__init__(host_header, 80, timeout=timeout)
+        self._target, self._address, self._timeout = target, address, timeout
+
+    def connect(self):
+        self.sock = self._target.connect(self._address, 80, timeout=self._timeout)
+
+
+def http_get(target: Target, address: str, host_header: str | None = None, timeout: float = 5.0, path: str = "/"):
+    """GET path at address (Host: host_header); returns (status, headers dict, body text)."""
+    conn = _Conn(target, address, host_header or address, timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read(1 << 20).decode(errors="replace")
+    finally:
+        conn.close()

@@ -15,6 +15,7 @@ from ..errors import EnvError
 from ..waits import wait_with_waiter
 
 WORLD = "0.0.0.0/0"
+WORLD6 = "::/0"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class Drift:
 def _perm(protocol, port, cidr=None, group=None):
     p = {"IpProtocol": protocol, "FromPort": port if port is not None else -1,
          "ToPort": port if port is not None else -1}
-    if cidr:
+    if cidr and ":" in cidr:
+        p["Ipv6Ranges"] = [{"CidrIpv6": cidr}]
+    elif cidr:
         p["IpRanges"] = [{"CidrIp": cidr}]
     if group:
         p["UserIdGroupPairs"] = [{"GroupId": group}]
@@ -99,8 +102,13 @@ def _private_to_igw(env):
 
 
 def _private_to_nat(env):
-    nat = env.snapshot().live_nat_gateways[0]
-    env.ec2.replace_route(RouteTableId=_private_rt(env), DestinationCidrBlock=WORLD, NatGatewayId=nat.id)
+    """Back to the article's private route: to the NAT gateway while it lives; after the article's
+    last step (no NAT gateway) no way out at all."""
+    nats = env.snapshot().live_nat_gateways
+    if nats:
+        env.ec2.replace_route(RouteTableId=_private_rt(env), DestinationCidrBlock=WORLD, NatGatewayId=nats[0].id)
+    else:
+        _delete_private_default(env)
 
 
 def _delete_private_default(env):
@@ -108,8 +116,9 @@ def _delete_private_default(env):
 
 
 def _restore_private_default(env):
-    nat = env.snapshot().live_nat_gateways[0]
-    env.ec2.create_route(RouteTableId=_private_rt(env), DestinationCidrBlock=WORLD, NatGatewayId=nat.id)
+    nats = env.snapshot().live_nat_gateways
+    if nats:
+        env.ec2.create_route(RouteTableId=_private_rt(env), DestinationCidrBlock=WORLD, NatGatewayId=nats[0].id)
 
 
 def _sg(action, group_fn, *perm):
@@ -219,6 +228,96 @@ def _unexpose_db(env):
     _private_to_nat(env)
 
 
+def _public_cidr(env) -> str:
+    s = env.snapshot()
+    return s.public_subnet.cidr
+
+
+def _sg_public_subnet(action):
+    def do(env):
+        _sg(action, _db_group, "tcp", 3306, _public_cidr(env))(env)
+    return do
+
+
+def _extra_nat(env):
+    from . import tags
+
+    ec2, s = env.ec2, env.snapshot()
+    eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env,
+                                                                         "drift-nat-eip"))
+    nat = ec2.create_nat_gateway(SubnetId=s.public_subnet.id, AllocationId=eip["AllocationId"],
+                                 TagSpecifications=tags.spec("natgateway", env.settings.env, "drift-nat"))
+    wait_with_waiter(ec2, "nat_gateway_available", "the drift's NAT gateway available", 900, lambda _: None,
+                     NatGatewayIds=[nat["NatGateway"]["NatGatewayId"]])
+
+
+def _remove_extra_nat(env):
+    from . import tags
+
+    ec2 = env.ec2
+    for n in ec2.describe_nat_gateways(Filters=tags.env_filter(env.settings.env, "drift-nat"))["NatGateways"]:
+        if n["State"] in ("pending", "available") and tags.is_ours(n.get("Tags"), env.settings.env, "drift-nat"):
+            ec2.delete_nat_gateway(NatGatewayId=n["NatGatewayId"])
+            wait_with_waiter(ec2, "nat_gateway_deleted", "the drift's NAT gateway deleted", 900, lambda _: None,
+                             NatGatewayIds=[n["NatGatewayId"]])
+    for a in ec2.describe_addresses(Filters=tags.env_filter(env.settings.env, "drift-nat-eip"))["Addresses"]:
+        if tags.is_ours(a.get("Tags"), env.settings.env, "drift-nat-eip"):
+            ec2.release_address(AllocationId=a["AllocationId"])
+
+
+def _retag_nat_eip(old: str, new: str):
+    # The article's last step releases the Elastic IP tagged Role=nat-eip; retagged, it is left behind.
+    def do(env):
+        from . import tags
+
+        for a in env.ec2.describe_addresses(Filters=tags.env_filter(env.settings.env, old))["Addresses"]:
+            if tags.is_ours(a.get("Tags"), env.settings.env, old):
+                env.ec2.create_tags(Resources=[a["AllocationId"]], Tags=[{"Key": "Role", "Value": new}])
+    return do
+
+
+def _replace_web_key(env):
+    """Only a key of the drift's own is authorized on the web server; the environment's key is refused.
+    The drift's key (kept in the state directory) is how the revert gets back in."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = env.settings.state_dir / DRIFT_KEY
+    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                    serialization.NoEncryption())
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
+    key = _load_drift_key(path)
+    line = f"{key.get_name()} {key.get_base64()} twotier-drift"
+    _host(env, "web", f"cp ~/.ssh/authorized_keys ~/.ssh/authorized_keys.before-drift && "
+                      f"echo '{line}' > ~/.ssh/authorized_keys")
+
+
+def _restore_web_key(env):
+    from ..hosts.ssh import Connections
+
+    snap = env.snapshot()
+    conns = Connections(env.target, env.settings, snap.web.public_ip or "", snap.db.private_ip or "",
+                        _load_drift_key(env.settings.state_dir / DRIFT_KEY))
+    try:
+        result = conns.execute("web", "mv ~/.ssh/authorized_keys.before-drift ~/.ssh/authorized_keys")
+    finally:
+        conns.close()
+    if result.rc != 0:
+        raise EnvError(f"could not restore the web server's authorized key: {result.stderr.strip()}")
+    (env.settings.state_dir / DRIFT_KEY).unlink(missing_ok=True)
+
+
+def _load_drift_key(path):
+    import paramiko
+
+    return paramiko.Ed25519Key.from_private_key_file(str(path))
+
+
+DRIFT_KEY = "drift-web-key"
+
+
 def _remove(env) -> str:
     return _os(env, "web").remove
 
@@ -287,6 +386,17 @@ CATALOGUE: list[Drift] = [
           _sg_from_web("revoke", "tcp", 22), _sg_from_web("authorize", "tcp", 22)),
     Drift("db-reachable-from-internet", "the DB gets an Elastic IP, a route to the internet gateway and "
           "SSH and MariaDB open to the world", _expose_db, _unexpose_db),
+    Drift("db-3306-open-to-ipv6-world", "tcp/3306 on the DB's group is opened to ::/0",
+          _sg("authorize", _db_group, "tcp", 3306, WORLD6), _sg("revoke", _db_group, "tcp", 3306, WORLD6)),
+    Drift("db-ssh-open-to-ipv6-world", "tcp/22 on the DB's group is opened to ::/0",
+          _sg("authorize", _db_group, "tcp", 22, WORLD6), _sg("revoke", _db_group, "tcp", 22, WORLD6)),
+    Drift("db-3306-from-public-subnet", "tcp/3306 on the DB's group is opened to the whole public subnet",
+          _sg_public_subnet("authorize"), _sg_public_subnet("revoke")),
+    # The article's last step (the NAT gateway deleted, its Elastic IP released) left undone in part.
+    Drift("extra-nat-gateway", "a second NAT gateway with its own Elastic IP runs in the public subnet",
+          _extra_nat, _remove_extra_nat),
+    Drift("nat-eip-not-released", "the NAT gateway's Elastic IP is kept when the NAT gateway is deleted",
+          _retag_nat_eip("nat-eip", "nat-eip-kept"), _retag_nat_eip("nat-eip-kept", "nat-eip")),
     # Host-only drifts: applied on the hosts, so only where hosts exist.
     Drift("apache-removed", "the Apache package is removed from the web server",
           lambda e: _host(e, "web", f"{_remove(e)} {_os(e, 'web').web_package}"),
@@ -297,6 +407,14 @@ CATALOGUE: list[Drift] = [
     Drift("sshd-root-login-on", "the DB server's sshd lets root log in",
           lambda e: _sshd_drop_in(e, "db", "PermitRootLogin yes"), lambda e: _sshd_drop_in(e, "db", None),
           needs_hosts=True),
+    Drift("sshd-db-password-login-on", "the DB server's sshd accepts passwords",
+          lambda e: _sshd_drop_in(e, "db", "PasswordAuthentication yes"), lambda e: _sshd_drop_in(e, "db", None),
+          needs_hosts=True),
+    Drift("sshd-web-root-login-on", "the web server's sshd lets root log in",
+          lambda e: _sshd_drop_in(e, "web", "PermitRootLogin yes"), lambda e: _sshd_drop_in(e, "web", None),
+          needs_hosts=True),
+    Drift("web-key-replaced", "the web server no longer accepts the environment's key (another key replaced it)",
+          _replace_web_key, _restore_web_key, needs_hosts=True),
     Drift("apache-disabled", "Apache is disabled (it would not come back after a restart)",
           lambda e: _host(e, "web", f"sudo systemctl disable {_web_service(e)}"),
           lambda e: _host(e, "web", f"sudo systemctl enable --now {_web_service(e)}"), needs_hosts=True),

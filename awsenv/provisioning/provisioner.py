@@ -351,6 +351,31 @@ class Provisioner:
         self.b.web_eip = eip["PublicIp"]
         self.say(f"web Elastic IP {self.b.web_eip} -> {self.b.web_id}")
 
+    # -- the article's last step ----------------------------------------------------------------
+    def finish(self) -> list[str]:
+        """The article's last step, once the DB's software is in: delete the NAT gateway (billed by the
+        hour) and release its Elastic IP. The private route is left as the article leaves it, pointing
+        at the deleted gateway (a blackhole). Only the article's own gateway and address (our tags,
+        Role nat / nat-eip) are touched. Returns what it did, one line each."""
+        done = []
+        nats = [n["NatGatewayId"] for n in self._find("describe_nat_gateways", "NatGateways", "nat")
+                if n["State"] in ("pending", "available") and tags.is_ours(n.get("Tags"), self.s.env, "nat")]
+        for nat_id in nats:
+            self._call(f"delete NAT gateway {nat_id}", self.ec2.delete_nat_gateway, NatGatewayId=nat_id)
+            done.append(f"deleted NAT gateway {nat_id}")
+        if nats:
+            # Its address can be released only once the gateway is gone.
+            wait_with_waiter(self.ec2, "nat_gateway_deleted", f"NAT gateway {', '.join(nats)} deleted", 900, self.say,
+                             delay=5, NatGatewayIds=nats)
+        for eip in self._find("describe_addresses", "Addresses", "nat-eip"):
+            if not tags.is_ours(eip.get("Tags"), self.s.env, "nat-eip"):
+                continue
+            self._call(f"release Elastic IP {eip['PublicIp']}", self.ec2.release_address,
+                       AllocationId=eip["AllocationId"])
+            done.append(f"released Elastic IP {eip['PublicIp']} ({eip['AllocationId']})")
+        self.say("the article's last step: " + ("; ".join(done) if done else "no NAT gateway left to delete"))
+        return done
+
 
 
 KEY_MARK = ".twotier-key"     # the public half of the key file we wrote: proof that the file is ours
