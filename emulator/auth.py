@@ -118,10 +118,10 @@ def verify(environ, body: bytes, access_key_id: str, secret_access_key: str,
         raise AuthError("the access key id is not this lab's")
     stamp = headers.get("x-amz-date", "")
     try:
-        when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+        when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
     except ValueError:
         raise AuthError("missing or malformed X-Amz-Date") from None
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     if abs(now - when) > MAX_SKEW or stamp[:8] != day:
         raise AuthError("the signature has expired or is not yet valid (X-Amz-Date)")
     signed = [h for h in fields["SignedHeaders"].lower().split(";") if h]

@@ -106,7 +106,7 @@ def in_netns(ns: str, fn, timeout: float = 10.0):
                 result["error"] = OSError(err, f"setns into {ns}: {os.strerror(err)}")
                 return
             result["value"] = fn()
-        except BaseException as exc:  # handed back to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread, re-raised there
             result["error"] = exc
         finally:
             os.close(fd)

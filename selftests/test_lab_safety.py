@@ -146,7 +146,7 @@ def test_a_signature_from_another_time_is_refused():
                "HTTP_HOST": "127.0.0.1:1", "HTTP_X_AMZ_DATE": "20200101T000000Z", "REQUEST_METHOD": "POST",
                "PATH_INFO": "/"}
     with pytest.raises(auth.AuthError, match="expired"):
-        auth.verify(environ, b"", "AKIAX", "s", now=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+        auth.verify(environ, b"", "AKIAX", "s", now=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
 
 
 # --- validation (no root) -----------------------------------------------------------------------

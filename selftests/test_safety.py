@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from selftests.moto_server import (REPO, account_state, check_suite, nothing_left, provision, stderr_lines,
-                                   up_args)
+from selftests.moto_server import REPO, account_state, check_suite, nothing_left, provision, stderr_lines, up_args
 
 
 def _new_user_key(path: Path) -> str:
@@ -91,7 +90,7 @@ def test_hostile_env_tag_and_ledger_delete_nothing_untagged(aws, tmp_path):
     real = provision(aws, tmp_path / "state", "sweep", "--older-than", "1m")
     for proc in (dry, real):
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert f"is not an environment name" in proc.stdout, proc.stdout[-2000:]
+        assert "is not an environment name" in proc.stdout, proc.stdout[-2000:]
         assert victim not in proc.stdout, f"{victim} was listed for removal:\n{proc.stdout}"
     # A ledger in the environment's own state directory naming someone else's instance: down
     # looks it up, finds no tags of ours on it, and leaves it.
