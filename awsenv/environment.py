@@ -43,7 +43,9 @@ class Expected:
     @classmethod
     def of(cls, settings: Settings, names) -> Expected:
         values = {n: getattr(settings, n) for n in names if getattr(settings, n, None) is not None}
-        return cls(**values, compared=tuple(n.replace("_", "-") for n in values))
+        # As the user writes them; the key pair's name is ours (twotier-ENV), not an option.
+        said = tuple("key pair name" if n == "key_name" else f"--{n.replace('_', '-')}" for n in values)
+        return cls(**values, compared=said)
 
 
 class Environment:

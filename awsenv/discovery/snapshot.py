@@ -38,7 +38,7 @@ class Route:
         return self.target.split("-", 1)[0]   # igw, nat, vpce, eni, pcx, tgw ...
 
     def row(self) -> str:
-        note = " (its target is gone: traffic to it is dropped)" if self.state == "blackhole" else ""
+        note = " (target gone)" if self.state == "blackhole" else ""
         return f"{self.destination or '(prefix list)':<18} -> {self.target:<24} {self.state}{note}"
 
 

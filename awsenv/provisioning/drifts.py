@@ -151,7 +151,8 @@ def _db_public_ip(env):
 
     ec2 = env.ec2
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env, "drift-eip"))
-    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=env.snapshot().db.id)
+    db = env.snapshot().db.id
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db)
 
 
 def _vpc_attr(attribute: str, value: bool):
@@ -212,7 +213,8 @@ def _expose_db(env):
     ec2 = env.ec2
     _private_to_igw(env)
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env, "drift-eip"))
-    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=env.snapshot().db.id)
+    db = env.snapshot().db.id
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db)
     for port in (22, 3306):
         _sg("authorize", _db_group, "tcp", port, WORLD)(env)
 
@@ -337,9 +339,12 @@ def _db_in_public_subnet(env):
     ec2.terminate_instances(InstanceIds=[s.db.id])
     wait_with_waiter(ec2, "instance_terminated", f"the DB server {s.db.id} terminated", 600, lambda _: None,
                      InstanceIds=[s.db.id])
+    # Launched as the provisioner launches (no public address; the interface goes with the instance).
     ec2.run_instances(ImageId=s.db.image_id, InstanceType=s.db.instance_type, MinCount=1, MaxCount=1,
-                      KeyName=s.db.key_name, SubnetId=s.public_subnet.id, SecurityGroupIds=list(s.db.group_ids),
-                      MetadataOptions={"HttpTokens": "required"},
+                      KeyName=s.db.key_name, MetadataOptions={"HttpTokens": "required"},
+                      NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": s.public_subnet.id,
+                                          "Groups": list(s.db.group_ids), "AssociatePublicIpAddress": False,
+                                          "DeleteOnTermination": True}],
                       TagSpecifications=tags.spec("instance", env.settings.env, "db"))
 
 
