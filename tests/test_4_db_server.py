@@ -41,9 +41,9 @@ def test_db_allows_only_the_web_server(snap, protocol, port, label, verdict, evi
     assert any(a.only_web for a in matching), (
         f"expected {label} allowed from the web server (its group, a group it is in, or its own address /32), "
         f"found {[a.row() for a in matching] or 'no rule for it'}")
-    others = [a.meaning for a in matching if a.only_web is False]
+    others = [a.said for a in matching if a.only_web is False]
     assert not others, f"expected {label} from the web server only, found it also admits: {'; '.join(others)}"
-    unknown = [a.meaning for a in matching if a.only_web is None]
+    unknown = [a.said for a in matching if a.only_web is None]
     if unknown:
         verdict.not_checked(f"{label} is also allowed from sources that could not be read: {'; '.join(unknown)}")
 

@@ -70,6 +70,11 @@ class Admits:
     def row(self) -> str:
         return f"{self.permission.row()}  = {self.meaning}"
 
+    @property
+    def said(self) -> str:
+        """The source as written, and what it admits: for a message."""
+        return f"{self.permission.source} ({self.meaning})"
+
 
 def flatten(perms: list[dict], prefix_lists: dict[str, tuple[str, ...] | None]) -> tuple[Permission, ...]:
     """boto3's IpPermissions as Permissions: every IPv4 and IPv6 range, group pair and prefix list."""
@@ -111,7 +116,7 @@ class Judge:
         if p.prefix_list_id:
             if not judged:
                 return Admits(p, f"prefix list {p.prefix_list_id}, empty: nobody", True)
-            meaning = f"prefix list {p.prefix_list_id}: " + "; ".join(m for m, _ in judged)
+            meaning = f"prefix list {p.prefix_list_id}: " + "; ".join(f"{c} {m}" for c, (m, _) in zip(p.cidrs, judged, strict=True))
             return Admits(p, meaning, all(ok for _, ok in judged))
         meaning, ok = judged[0]
         return Admits(p, meaning, ok)
@@ -135,13 +140,13 @@ class Judge:
         try:
             net = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            return f"{cidr} (not a range this suite can read)", False
+            return "not a range this suite can read", False
         if net.prefixlen == 0:
-            return (f"{cidr}: every {'IPv6' if net.version == 6 else 'IPv4'} address, the whole internet", False)
+            return f"every {'IPv6' if net.version == 6 else 'IPv4'} address, the whole internet", False
         web = [ipaddress.ip_address(i) for i in self.web_ips]
         web_in = [str(ip) for ip in web if ip.version == net.version and ip in net]
         if net.num_addresses == 1 and web_in:
-            return f"{cidr}: the web server's own private address", True
+            return "the web server's own private address", True
         where = self.subnets.get(str(net))
         if where is None and isinstance(net, ipaddress.IPv4Network):
             inside = [name for c, name in self.subnets.items() if ipaddress.IPv4Network(c).subnet_of(net)]
@@ -149,4 +154,4 @@ class Judge:
         others = net.num_addresses - len(web_in)
         who = f"{others} address{'es' if others != 1 else ''}" + (
             f" besides the web server ({', '.join(web_in)})" if web_in else ", not the web server")
-        return f"{cidr}: {who}" + (f" ({where})" if where else ""), False
+        return who + (f" ({where})" if where else ""), False
