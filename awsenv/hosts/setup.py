@@ -72,7 +72,9 @@ def setup_db(conn: Connections, settings: Settings, web_private_ip: str, progres
     progress(f"db server ({fam.name}, through the web server): installing {fam.db_package} through the NAT gateway")
     _common(db, fam, progress)
     _step(db, f"install {fam.db_package}", f"{fam.install} {fam.db_package}", progress)
-    conf = "[mysqld]\nbind-address = 0.0.0.0\n"
+    # skip-name-resolve: clients are granted by address, and a reverse lookup per connection would
+    # stall every greeting once the DB has no way out (the article's finished state).
+    conf = "[mysqld]\nbind-address = 0.0.0.0\nskip-name-resolve\n"
     _step(db, "listen beyond loopback",
           f"printf %s {shlex.quote(conf)} | sudo tee {fam.db_config_file} >/dev/null", progress)
     _step(db, f"enable and restart {fam.db_service}",
