@@ -155,7 +155,7 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
     proc = subprocess.Popen([sys.executable, "-m", "lab.daemon", "run", "--env", env, "--state-dir", str(state_dir),
                              "--region", region, "--base", str(base), "--repo", str(repo)],
                             cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            start_new_session=True, env=_daemon_environment())
     log.close()
     def ready() -> dict | None:
         state = _read_state(state_dir)
@@ -169,6 +169,14 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
                        f"({_log_tail(state_dir)})")
     progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']} ({region})")
     return LabApi.from_state(state)
+
+
+def _daemon_environment() -> dict[str, str]:
+    """The caller's environment without AWS_*: the daemon is handed its region and credentials, and a
+    profile, config file or endpoint from the user's shell must not reach its own API client."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**env, "PYTHONUNBUFFERED": "1", "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 
 
 def _log_tail(state_dir: Path) -> str:
