@@ -581,6 +581,7 @@ class RealismLayer:
             self._nat_created: dict[str, float] = {}
             self._nat_deleted: dict[str, float] = {}
             self._others: set[tuple] = set()             # (account, region, Env, Role) launched for
+            self._others_ids: set[str] = set()           # the instances "another team" runs
             self._local_zones: dict[str, _LocalZone] = {}
 
     # -- WSGI ------------------------------------------------------------------------------------
@@ -1253,7 +1254,14 @@ class RealismLayer:
             return
         self._call(_with_params(req.environ, [("Action", "StopInstances"), ("Version", "2016-11-15"),
                                               ("InstanceId.1", iid)]))
+        with self._lock:
+            self._others_ids.add(iid)
         self.counts.add("others-instances", req.action)
+
+    def others_instances(self) -> set[str]:
+        """The IDs of the instances "another team" runs (rule others-instances), since the last reset."""
+        with self._lock:
+            return set(self._others_ids)
 
 
 def _moto_errors() -> tuple[type[BaseException], ...]:

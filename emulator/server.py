@@ -5,11 +5,15 @@ host's loopback), public IPs from 54.214.x.x (a real provider's block), and a NA
 IP is random and outside its subnet. Here every public address is drawn uniquely from
 198.51.100.0/24 (.16 and up; .1-.15 are the lab's own internet hosts) and a NAT gateway gets a free
 address of its subnet. Call `patch()` before the server starts; `serve()` does, and puts the
-owner-only SigV4 gate (auth.py) in front of moto.
+owner-only SigV4 gate (auth.py) in front of moto, with the realism layer (realism.py) between the
+two: the lab's API answers as EC2 does (eventual consistency, pending/stopping/shutting-down,
+lingering interfaces, zones, another team's instance), its windows scaled down (LAB_REALISM_SCALE).
+`TWOTIER_EMULATOR_REALISM=off` in the daemon's environment makes it plain moto again.
 """
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 
 PUBLIC_NET = ipaddress.ip_network("198.51.100.0/24")
@@ -24,7 +28,7 @@ _originals: dict = {}
 def _addresses_in_use() -> set[str]:
     from moto.ec2.models import ec2_backends
 
-    used = set()
+    used: set[str] = set()
     for account in ec2_backends.values():
         for backend in account.values():
             used.update(a.public_ip for a in getattr(backend, "addresses", []))
@@ -111,7 +115,7 @@ def patch() -> None:
         with _lock:
             _reboots.add(self.id)
 
-    ec2_instances.Instance.reboot = reboot
+    ec2_instances.Instance.reboot = reboot  # type: ignore[method-assign]
     original_call_action = BaseResponse.call_action
 
     def call_action(self):
@@ -120,12 +124,12 @@ def patch() -> None:
         finally:
             try:
                 action = self._get_action()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a request moto couldn't even name: count it as a change
                 action = ""
             if not action.startswith(READ_ONLY):
                 changes.bump()
 
-    BaseResponse.call_action = call_action
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]
     elastic_ip_addresses.random_ip = lab_public_ip
     elastic_network_interfaces.random_public_ip = lab_public_ip
     utils.random_public_ip = lab_public_ip
@@ -148,7 +152,7 @@ def patch() -> None:
             _ctx.subnet = None
 
     nat_gateways.random_private_ip = nat_private_ip
-    nat_gateways.NatGateway.__init__ = nat_init
+    nat_gateways.NatGateway.__init__ = nat_init  # type: ignore[method-assign]
 
 
 def unpatch() -> None:
@@ -158,23 +162,41 @@ def unpatch() -> None:
     _originals.clear()
 
 
-class LabApiServer:
-    """moto's WSGI app behind the SigV4 gate (emulator/auth.py), on a thread, on 127.0.0.1 only."""
+# The realism layer's windows in the lab: a tenth of its defaults (a new ID is "not found" for 0.15 s,
+# an instance pending for 0.4 s, a NAT gateway pending for 0.6 s), so a warm local run stays fast
+# while every answer and the order of states stay EC2's (any call made right after a create still
+# meets NotFound). TWOTIER_EMULATOR_REALISM_SCALE multiplies them again.
+LAB_REALISM_SCALE = 0.1
 
-    def __init__(self, port: int, access_key_id: str, secret_access_key: str, log=None):
+
+class LabApiServer:
+    """moto's WSGI app behind the realism layer (emulator/realism.py) behind the SigV4 gate
+    (emulator/auth.py), on a thread, on 127.0.0.1 only."""
+
+    def __init__(self, port: int, access_key_id: str, secret_access_key: str, log=None,
+                 counts_path: str | os.PathLike | None = None):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
+        from . import realism
         from .auth import SigV4Gate
 
-        self.gate = SigV4Gate(DomainDispatcherApplication(create_backend_app), access_key_id, secret_access_key,
-                              log=log)
+        # Inside the gate: the gate checks the signature over the client's own request; the layer may
+        # then rewrite a request's parameters for moto. The counts (injected answers by rule) go to
+        # counts_path, else to TWOTIER_EMULATOR_REALISM_COUNTS when set.
+        timings = realism.Timings.from_env(realism.Timings().scaled(LAB_REALISM_SCALE))
+        self.realism = realism.wrap(DomainDispatcherApplication(create_backend_app), timings=timings,
+                                    counts_path=counts_path)
+        if log is not None:
+            rules = ", ".join(r for r in realism.RULES if self.realism.on(r)) or "off (plain moto)"
+            log(f"realism layer: {rules}")
+        self.gate = SigV4Gate(self.realism, access_key_id, secret_access_key, log=log)
         self._server = make_server("127.0.0.1", port, self.gate, threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="lab-api", daemon=True)
 
-    def start(self) -> "LabApiServer":
+    def start(self) -> LabApiServer:
         self._thread.start()
         return self
 
@@ -184,8 +206,9 @@ class LabApiServer:
         self._server.server_close()
 
 
-def serve(port: int, *, access_key_id: str, secret_access_key: str, log=None) -> LabApiServer:
+def serve(port: int, *, access_key_id: str, secret_access_key: str, log=None,
+          counts_path: str | os.PathLike | None = None) -> LabApiServer:
     """Start the lab's API on loopback only (never reachable from the lab namespaces), answering
     only requests signed with these credentials; port 0 picks a free port (see `.port`)."""
     patch()
-    return LabApiServer(port, access_key_id, secret_access_key, log=log).start()
+    return LabApiServer(port, access_key_id, secret_access_key, log=log, counts_path=counts_path).start()

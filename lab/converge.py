@@ -20,13 +20,18 @@ import time
 import traceback
 from pathlib import Path
 
-from . import fabric, gateways, names, netns, security_groups, world as world_mod
+from . import fabric, gateways, names, netns, security_groups
+from . import world as world_mod
 from .errors import LabError
 from .instances import InstanceHost, valid_public_key
 from .internet import Internet
 
 PASS_FILE = "converge.json"
 SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
+# One more pass this long after a pass an API change started: the lab's API answers as EC2 does
+# (emulator/realism.py), so what a create call made is listed only a moment later (eventual
+# consistency, 0.15 s in the lab), and the pass the call itself started may not see it yet.
+FOLLOW_UP = 0.3
 
 
 class PassIncomplete(LabError):
@@ -62,7 +67,7 @@ class Converger:
         try:
             fn(*args)
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one object's failure, whatever it is, costs only that object
             reason = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0][:300]
             self.failures[what] = reason
             if self._reported.get(what) != reason:
@@ -199,15 +204,15 @@ class Converger:
         self.hosts[inst_id].remove()
         del self.hosts[inst_id]
         for r in self.routers.values():
-            for link in [l for l in r.attached if l.startswith("e")]:
+            for link in [name for name in r.attached if name.startswith("e")]:
                 if link not in netns.links(r.ns):
                     r.attached.pop(link, None)
 
     def _power(self, w) -> None:
         # Reboots and stops first, all containers at once (a clean poweroff takes about a second each).
         rebooting = [h for h in map(self.hosts.get, self.reboots()) if h and h.running]
-        for host in rebooting:   # a reboot: clean poweroff, then booted again just below
-            self.log(f"instance {host.id}: rebooting")
+        for rebooted in rebooting:   # a reboot: clean poweroff, then booted again just below
+            self.log(f"instance {rebooted.id}: rebooting")
         stopping = [self.hosts[i.id] for i in w.instances.values()
                     if i.id in self.hosts and not i.wants_running and self.hosts[i.id].running]
         self._poweroff(rebooting + stopping)
@@ -253,7 +258,7 @@ class Converger:
             return None
         try:
             pairs = self.ec2.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
-        except Exception as exc:  # a deleted key pair: the instance boots with nobody able to log in, as on EC2
+        except Exception as exc:  # noqa: BLE001 - a deleted key pair: the instance boots with nobody able to log in, as on EC2
             self.log(f"key pair {key_name}: {exc}")
             return None
         key = pairs[0].get("PublicKey") if pairs else None
@@ -299,11 +304,11 @@ class Converger:
         from .instances import poweroff_pids
 
         running = [h for h in self.hosts.values() if h.running]
-        poweroff_pids([h.proc.pid for h in running], clean=clean)
+        poweroff_pids([h.proc.pid for h in running if h.proc], clean=clean)
         for h in running:
             try:
                 h.poweroff()
-            except Exception as exc:   # one container must not keep the others' cgroups around
+            except Exception as exc:  # noqa: BLE001 - one container must not keep the others' cgroups around
                 self.log(f"instance {h.id}: {exc}")
         self.internet.shutdown()
 
@@ -324,12 +329,14 @@ class Converger:
         os.replace(tmp, path)
 
     def loop(self, stopping, changes, full_every: float = 2.0) -> None:
-        """Pass at once after an API change or a settle request, else every `full_every` seconds
-        (that catches what the API doesn't announce, such as a container that died)."""
+        """Pass at once after an API change or a settle request, once more FOLLOW_UP seconds after a
+        pass a change started (see FOLLOW_UP), else every `full_every` seconds (that catches what the
+        API doesn't announce, such as a container that died)."""
         last_error = None
         seen = -1
         seen_request = None
         last_started = 0.0
+        follow_up_at: float | None = None
         request = self.state_dir / SETTLE_REQUEST
         self._stopping = stopping
         while not stopping.is_set():
@@ -338,10 +345,13 @@ class Converger:
             except OSError:
                 token = None
             now = time.time()
-            if changes.value == seen and token == seen_request and now - last_started < full_every:
+            follow_up_due = follow_up_at is not None and now >= follow_up_at
+            if changes.value == seen and token == seen_request and now - last_started < full_every \
+                    and not follow_up_due:
                 changes.event.wait(0.1)
                 changes.event.clear()
                 continue
+            follow_up_at = now + FOLLOW_UP if changes.value != seen else None
             seen, seen_request = changes.value, token
             started = last_started = time.time()
             try:
@@ -349,7 +359,7 @@ class Converger:
                 error = None
             except PassIncomplete as exc:   # each failed step has been logged already
                 error = f"{exc}".splitlines()[0]
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any one pass; the error is recorded
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 if error != last_error:
                     self.log(f"converge pass failed: {error}\n{traceback.format_exc()}")

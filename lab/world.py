@@ -8,6 +8,13 @@ port is checked here (ids by their AWS shape, addresses by `ipaddress`, protocol
 whitelist) before it can reach an `ip` argument or an nft script. An object that fails is left out
 of the snapshot and named in `World.rejected` (the daemon logs it); the rest of the pass goes on.
 Leaving out a security-group rule only ever admits less.
+
+The lab realises what its owner built, never the region's default VPC: the account comes with it
+(AWS makes one per region, and so does moto), nothing the project builds goes there, and it is where
+the realism layer's "other team" keeps a stopped instance tagged with our Env and Role but without
+our Project tag (emulator/realism.py, rule others-instances). Instances and NAT gateways in a default
+VPC are left out of the snapshot (`World.default_vpcs` names the VPCs): no fabric, no namespace, no
+container. An environment built by hand in a VPC of its own is realised whatever its tags, as before.
 """
 from __future__ import annotations
 
@@ -67,7 +74,7 @@ def protocol(value) -> str:
                   f"or a number 0-255")
 
 
-def valid_rule(rule: "Rule") -> "Rule":
+def valid_rule(rule: Rule) -> Rule:
     """The rule with a whitelisted protocol and ports that are integers in range; else Invalid."""
     proto = protocol(rule.protocol)
     lo, hi = rule.from_port, rule.to_port
@@ -172,6 +179,7 @@ class World:
     instances: dict[str, Instance] = field(default_factory=dict)
     groups: dict[str, SecurityGroup] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)   # objects/rules left out, one line each
+    default_vpcs: set[str] = field(default_factory=set)  # the account's own: never realised (see above)
 
     def realised_vpcs(self) -> list[str]:
         """VPCs that need a fabric: ones holding an instance or a NAT gateway (moto's default VPC doesn't)."""
@@ -181,13 +189,13 @@ class World:
 
     def default_route(self, subnet_id: str) -> Route | None:
         rtb = self.subnets[subnet_id].route_table
-        return next((r for r in self.route_tables.get(rtb, []) if r.dest == "0.0.0.0/0"), None)
+        return next((r for r in self.route_tables.get(rtb or "", []) if r.dest == "0.0.0.0/0"), None)
 
     def igw_routed(self, subnet_id: str) -> bool:
         """True when the subnet's effective route table sends 0.0.0.0/0 to the VPC's attached IGW."""
         sub = self.subnets.get(subnet_id)
         route = self.default_route(subnet_id) if sub else None
-        return bool(route and route.kind == "igw" and self.igw_of_vpc.get(sub.vpc_id) == route.target)
+        return bool(sub and route and route.kind == "igw" and self.igw_of_vpc.get(sub.vpc_id) == route.target)
 
     def members(self, group_id: str) -> list[str]:
         """Private IPs of everything carrying the group (a source-group rule means these)."""
@@ -253,6 +261,8 @@ def read(ec2) -> World:
         cidrs = [a["CidrBlock"] for a in v.get("CidrBlockAssociationSet", [])
                  if a.get("CidrBlockState", {}).get("State", "associated") == "associated"] or [v["CidrBlock"]]
         w.vpcs[_id(v["VpcId"], "vpc")] = Vpc(v["VpcId"], [_cidr(c) for c in cidrs])
+        if v.get("IsDefault"):
+            w.default_vpcs.add(v["VpcId"])
 
     rd.each(ec2.describe_vpcs()["Vpcs"], "VPC", vpc)
     main_rtb = {}
@@ -291,7 +301,7 @@ def read(ec2) -> World:
     rd.each(ec2.describe_internet_gateways()["InternetGateways"], "internet gateway", igw)
 
     def nat(n):
-        if n.get("State") not in ("available", "pending"):
+        if n.get("State") not in ("available", "pending") or n.get("VpcId") in w.default_vpcs:
             return
         addrs = n.get("NatGatewayAddresses") or [{}]
         if not addrs[0].get("PrivateIp"):
@@ -305,7 +315,7 @@ def read(ec2) -> World:
 
     def group(g):
         gid = _id(g["GroupId"], "sg")
-        rules = {}
+        rules: dict[str, list[Rule]] = {}
         for direction, key in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
             rules[direction] = []
             for perm in g.get(key, []):
@@ -319,7 +329,7 @@ def read(ec2) -> World:
 
     def instance(i):
         enis = sorted(i.get("NetworkInterfaces", []), key=lambda e: e.get("Attachment", {}).get("DeviceIndex", 0))
-        if not enis or not i.get("SubnetId"):
+        if not enis or not i.get("SubnetId") or i.get("VpcId") in w.default_vpcs:
             return
         eni = enis[0]
         state = i["State"]["Name"]

@@ -2,10 +2,13 @@
 
 Each step is ensure_*: find by tag, create if missing; so running `up` twice creates nothing new.
 Every ID goes into the ledger the moment AWS returns it, and creating calls carry a ClientToken
-so a retried call (standard retry mode) never creates twice.
+so a retried call (standard retry mode) never creates twice. A call that names an ID this process
+just created is retried while EC2 answers that the ID doesn't exist yet (eventual consistency,
+awsenv/consistency.py); states are polled with backoff up to the target's poll_delay.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import uuid
 from dataclasses import dataclass
@@ -13,14 +16,18 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from .. import consistency
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
-from ..waits import wait_all, wait_with_waiter
+from ..waits import api_check, wait_all, wait_for, wait_with_waiter
 from . import tags
 from .ledger import Ledger
 
 WORLD = "0.0.0.0/0"
+# The calls that make a resource: until one answers, what it made is "in doubt" (consistency.RECENT).
+CREATING = ("create_vpc", "create_subnet", "create_internet_gateway", "create_route_table", "create_security_group",
+            "create_nat_gateway", "allocate_address", "run_instances", "import_key_pair")
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Provisioner:
 
     def _made(self, kind: str, resource_id: str) -> None:
         self.created.add((kind, resource_id))
+        consistency.RECENT.created(resource_id)     # "not found" for a while means "not yet", not "gone"
         self.ledger.record(kind, resource_id)
 
     def made_here(self, kind: str, resource_id: str, tag_list: list[dict]) -> bool:
@@ -76,10 +84,35 @@ class Provisioner:
 
     def _call(self, what: str, fn, **kwargs):
         try:
-            return fn(**kwargs)
+            return self._retrying(what, fn, **kwargs)
         except ClientError as exc:
             err = exc.response.get("Error", {})
             raise EnvError(f"{what} failed: {err.get('Code')}: {err.get('Message')}") from None
+
+    def _retrying(self, what: str, fn, **kwargs):
+        """fn(**kwargs). A call naming an ID this process just created is retried with backoff while
+        EC2 answers that the ID doesn't exist (AWS: "Eventual consistency in the Amazon EC2 API"; standard
+        retry mode never retries those codes), up to the target's consistency_timeout; a NotFound for
+        any other ID is an answer and raised at once. A create call stays "in doubt" until its answer
+        comes (and every attempt botocore made of it was answered: an earlier attempt whose answer was
+        a 5xx may have made something too): a rollback then waits until listings can show it."""
+        token = consistency.RECENT.attempt() if fn.__name__ in CREATING else None
+        try:
+            if consistency.RECENT.any_fresh(kwargs.values()):
+                result = consistency.retry_not_found(
+                    lambda: fn(**kwargs), self.t.consistency_timeout, first=self.t.retry_first, cap=self.t.poll_delay,
+                    what=what, progress=self.say, only_if=lambda exc: consistency.RECENT.about_fresh(exc, kwargs.values()))
+            else:
+                result = fn(**kwargs)
+        except ClientError as exc:
+            meta = exc.response.get("ResponseMetadata", {})
+            if token is not None and meta.get("HTTPStatusCode", 500) < 500 and not meta.get("RetryAttempts"):
+                consistency.RECENT.answered(token)      # refused at the first attempt (4xx): nothing was made
+            raise
+        if token is not None and not result.get("ResponseMetadata", {}).get("RetryAttempts"):
+            consistency.RECENT.answered(token)
+        consistency.RECENT.seen(kwargs.values())    # named by a call that succeeded: it has propagated
+        return result
 
     # -- the article's steps ----------------------------------------------------------------
     def up(self) -> Built:
@@ -108,6 +141,7 @@ class Provisioner:
         if theirs:
             raise EnvError(f"env name {self.s.env!r} is taken by resources not made by this project "
                            f"({theirs[0]['VpcId']} carries tag Env={self.s.env}); choose another --env")
+        self._first_az()    # an instance type no zone offers is said now, before anything is made
 
     def resolve_image(self) -> str:
         image = self.s.image
@@ -143,6 +177,11 @@ class Provisioner:
         name = self.s.key_name
         key_file = self.s.key_file
         existing = self.ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])["KeyPairs"]
+        if existing and not tags.is_ours(existing[0].get("Tags"), self.s.env):
+            # Looked up by name (names are unique per region), so our tags are checked here: a pair of
+            # that name that someone else made is neither used nor, later, deleted.
+            raise EnvError(f"key pair {name} exists but was not made by this project (no tags Project={tags.PROJECT}, "
+                           f"Env={self.s.env}); choose another --env")
         if existing:
             if not key_file.exists():
                 # AWS never hands a private half out: without our copy the pair can't log in, and
@@ -171,17 +210,64 @@ class Provisioner:
                              TagSpecifications=self._tags("vpc", self.s.env, "vpc"))["Vpc"]
             self.b.vpc_id = vpc["VpcId"]
             self._made("vpc", self.b.vpc_id)
-            wait_with_waiter(self.ec2, "vpc_available", f"VPC {self.b.vpc_id} available", 120, self.say,
-                             delay=2, VpcIds=[self.b.vpc_id])
+            # Not botocore's vpc_available waiter: it has no "retry" for InvalidVpcID.NotFound, which
+            # a VPC created a moment ago may still answer (eventual consistency).
+            vpc_id = self.b.vpc_id
+            wait_for({f"VPC {vpc_id} available": (api_check(
+                lambda: self.ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["State"] == "available",
+                f"VPC {vpc_id} available", consistency.NOT_FOUND_AFTER_CREATE), 120)},
+                self.say, delay=self.t.poll_delay, first_delay=self.t.retry_first)
         # DNS support and hostnames: the article's public DNS name (3.4) needs both.
-        self.ec2.modify_vpc_attribute(VpcId=self.b.vpc_id, EnableDnsSupport={"Value": True})
-        self.ec2.modify_vpc_attribute(VpcId=self.b.vpc_id, EnableDnsHostnames={"Value": True})
+        self._call("enable DNS support", self.ec2.modify_vpc_attribute, VpcId=self.b.vpc_id,
+                   EnableDnsSupport={"Value": True})
+        self._call("enable DNS hostnames", self.ec2.modify_vpc_attribute, VpcId=self.b.vpc_id,
+                   EnableDnsHostnames={"Value": True})
         self.say(f"VPC {self.b.vpc_id} {self.s.vpc_cidr}, DNS support and hostnames on")
 
+    _az: str | None = None
+
     def _first_az(self) -> str:
-        zones = self.ec2.describe_availability_zones(
-            Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
-        return sorted(z["ZoneName"] for z in zones)[0]
+        """The first zone by name that is a standard Availability Zone (zone-type availability-zone: not a
+        Local or Wavelength Zone an account opted into, which DescribeAvailabilityZones lists too and
+        where few types and services exist) and that offers the instance type (not every zone offers
+        every type: DescribeInstanceTypeOfferings with LocationType availability-zone)."""
+        if self._az:
+            return self._az
+        zones = self._call("list availability zones", self.ec2.describe_availability_zones, Filters=[
+            {"Name": "state", "Values": ["available"]},
+            {"Name": "zone-type", "Values": ["availability-zone"]}])["AvailabilityZones"]
+        names = sorted(z["ZoneName"] for z in zones if z.get("ZoneType", "availability-zone") == "availability-zone")
+        if not names:
+            raise EnvError(f"region {self.s.region} lists no available Availability Zone")
+        itype = self.s.instance_type
+        offered = {zone for zone, _ in self._offerings(itype, names)}
+        for name in names:
+            if name in offered:
+                self._az = name
+                return name
+        size = itype.split(".", 1)[1] if "." in itype else "*"
+        # Every offering of these zones, matched here: not every API answers wildcards in filter values.
+        others = sorted({t for _, t in self._offerings(None, names) if fnmatch.fnmatchcase(t, f"*.{size}")})
+        hint = (f"types of that size offered there: {', '.join(others[:12])}" if others else
+                "choose another type (aws ec2 describe-instance-type-offerings --location-type availability-zone)")
+        raise EnvError(f"instance type {itype} is not offered in any Availability Zone of {self.s.region} "
+                       f"({', '.join(names)}); {hint}; pass --instance-type")
+
+    def _offerings(self, instance_type: str | None, zones: list[str]) -> list[tuple[str, str]]:
+        """(zone, instance type) for each type offered in these zones (of `instance_type`, or of any)."""
+        found: list[tuple[str, str]] = []
+        filters = [{"Name": "location", "Values": zones}]
+        if instance_type:
+            filters.append({"Name": "instance-type", "Values": [instance_type]})
+        pages = self.ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone", Filters=filters)
+        try:
+            for page in pages:
+                found += [(o["Location"], o["InstanceType"]) for o in page["InstanceTypeOfferings"]]
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            raise EnvError(f"list instance type offerings failed: {err.get('Code')}: {err.get('Message')}") from None
+        return found
 
     def ensure_subnets(self) -> None:
         az = None
@@ -256,7 +342,8 @@ class Provisioner:
     def _allow(self, group_id: str, permissions: list[dict]) -> None:
         for perm in permissions:
             try:
-                self.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[perm])
+                self._retrying(f"authorize ingress on {group_id}", self.ec2.authorize_security_group_ingress,
+                               GroupId=group_id, IpPermissions=[perm])
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "InvalidPermission.Duplicate":
                     raise EnvError(f"authorize ingress on {group_id} failed: {exc.response['Error']['Message']}") from None
@@ -312,7 +399,7 @@ class Provisioner:
         if found:
             iid = found[0]["InstanceId"]
             if found[0]["State"]["Name"] in ("stopped", "stopping"):
-                self.ec2.start_instances(InstanceIds=[iid])
+                self._call(f"start {role} instance", self.ec2.start_instances, InstanceIds=[iid])
             self.say(f"{role} instance {iid}: exists")
             return iid
         inst = self._call(f"launch {role} instance", self.ec2.run_instances,
@@ -320,8 +407,10 @@ class Provisioner:
                           KeyName=self.s.key_name, ClientToken=self._token(role),
                           # No auto-assigned public IP: the web server's public address is its EIP, as
                           # in the article (and moto would draw a new one at every start otherwise).
+                          # DeleteOnTermination: the interface goes with the instance, so the teardown
+                          # isn't left with an interface holding the subnet and the security group.
                           NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [group_id],
-                                              "AssociatePublicIpAddress": False}],
+                                              "AssociatePublicIpAddress": False, "DeleteOnTermination": True}],
                           MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
                           TagSpecifications=self._tags("instance", self.s.env, role))["Instances"][0]
         self._made("instance", inst["InstanceId"])
@@ -341,7 +430,7 @@ class Provisioner:
              {"InstanceIds": [self.b.web_id, self.b.db_id]}),
             ("nat_gateway_available", f"NAT gateway {self.b.nat_id} available", 900,
              {"NatGatewayIds": [self.b.nat_id]}),
-        ], self.say, delay=5)
+        ], self.say, delay=self.t.poll_delay, first_delay=self.t.retry_first)
 
     def ensure_web_eip(self) -> None:
         eip = self._ensure_eip("web-eip")

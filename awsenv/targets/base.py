@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,14 @@ class Target:
     boot_timeout = 300.0      # seconds from "running" until a host's services answer (EC2: minutes)
     probe_timeout = 3.0       # how long a negative reachability probe waits for a SYN-ACK
     admin_cidr_default: str | None = None
+    # How this target's API is polled and retried (AWS: "Eventual consistency in the Amazon EC2 API"
+    # asks for exponential backoff "up to a few minutes"; EC2's states change in seconds to minutes).
+    poll_delay = 5.0               # the longest wait between two polls of a state (waits back off up to it)
+    retry_first = 0.25             # the first wait of a retry with backoff (it doubles, up to poll_delay)
+    consistency_timeout = 180.0    # how long an ID this process just created may still answer NotFound
+    consistency_window = 5.0       # how long a listing may miss what a create call without an answer made
+    dependency_timeout = 600.0     # teardown, in all: deletes answering DependencyViolation (lingering ENIs)
+    state_change_timeout = 300.0   # StartInstances / StopInstances refused while the instance is mid-change
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -115,6 +124,8 @@ class Target:
             events = self._session.events
             events.register("before-call", self._count_call)
             events.register_first("needs-retry", self._name_silent_endpoint)
+            events.register("needs-retry.ec2.StartInstances", self._retry_mid_change)
+            events.register("needs-retry.ec2.StopInstances", self._retry_mid_change)
         return self._session
 
     def _make_session(self) -> boto3.Session:
@@ -133,6 +144,23 @@ class Target:
         if attempts >= NO_ANSWER_ATTEMPTS:
             raise EnvError(f"no answer from {url} after {attempts} attempts ({caught_exception})")
         return None
+
+    def _retry_mid_change(self, response=None, attempts=0, request_dict=None, **_):
+        """StartInstances of an instance that is still stopping, or StopInstances of one still pending,
+        is refused with IncorrectInstanceState (AWS: "Amazon EC2 instance state changes": a stopping
+        instance can be started once it is stopped; "cannot be stopped as it has never reached the
+        'running' state"); standard retry mode doesn't retry it. Retried here with backoff for up to
+        state_change_timeout, so a start right after an interrupted stop (the disruptive check's
+        `finally`) still starts the server. An instance that never gets there fails as before."""
+        if not response or not isinstance(response[1], dict):
+            return None
+        if response[1].get("Error", {}).get("Code") != "IncorrectInstanceState":
+            return None
+        context = (request_dict or {}).setdefault("context", {})
+        first = context.setdefault("twotier_mid_change_since", time.monotonic())
+        if time.monotonic() - first >= self.state_change_timeout:
+            return None
+        return min(self.poll_delay, self.retry_first * 2 ** max(0, attempts - 1))
 
     def client(self, service: str):
         with self._lock:

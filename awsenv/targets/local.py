@@ -20,6 +20,14 @@ class LocalTarget(Target):
     boot_timeout = 30.0       # a container boots in about a second
     probe_timeout = 0.5       # veths on one machine answer in well under a millisecond
     admin_cidr_default = LAB_ADMIN_CIDR
+    # The lab's API answers as EC2 does (emulator/realism.py: eventual consistency, pending/stopping/
+    # shutting-down, lingering interfaces), with its windows scaled down to fractions of a second.
+    poll_delay = 0.5
+    retry_first = 0.05
+    consistency_timeout = 30.0
+    consistency_window = 2.0
+    dependency_timeout = 60.0
+    state_change_timeout = 30.0
 
     def __init__(self, settings):
         super().__init__(settings)

@@ -13,6 +13,13 @@ class MotoTarget(Target):
     name = "moto"
     persistent = False
     admin_cidr_default = LAB_ADMIN_CIDR
+    # mock_aws answers at once and with the final state: nothing to wait for between polls.
+    poll_delay = 0.5
+    retry_first = 0.05
+    consistency_timeout = 30.0
+    consistency_window = 0.0
+    dependency_timeout = 60.0
+    state_change_timeout = 30.0
     host_access_reason = ("target moto holds the AWS API only (no hosts exist); "
                           "run with --target local or --target aws for host checks")
 
