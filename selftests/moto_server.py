@@ -3,6 +3,13 @@
 Every process these tests start talks to AWS only through AWS_ENDPOINT_URL=http://127.0.0.1:PORT
 with dummy credentials; instance metadata and ~/.aws are switched off, so nothing can leave the
 machine. One server per xdist worker, reset before each test.
+
+By default (`aws`, `moto_server`) moto answers through the realism layer (emulator/realism.py):
+new IDs "not found" for a moment, pending/stopping/shutting-down, NAT gateways pending and
+deleting, lingering interfaces, a Local Zone and a zone without t2.micro, another team's stopped
+instance with our Env/Role tags. Its windows are scaled down (REALISM_TEST_SCALE).
+`TWOTIER_EMULATOR_REALISM=off` makes it plain moto. `plain_aws` is plain moto for the few tests
+that truly need moto's own answers (PLAIN_MOTO says which, and why).
 """
 from __future__ import annotations
 
@@ -50,9 +57,18 @@ class Server:
         return boto3.client("ec2", endpoint_url=self.url, region_name=REGION, aws_access_key_id="testing",
                             aws_secret_access_key="testing")
 
+    def others_instances(self) -> set[str]:
+        """Instances "another team" runs in the account (the realism layer's; none on plain moto)."""
+        return set()
+
+    def truth(self) -> Server:
+        """Where the account's state is read as it is (moto's own answers): what the tests' oracle reads."""
+        return self
+
 
 @pytest.fixture(scope="session")
-def moto_server():
+def plain_moto_server():
+    """moto in server mode on 127.0.0.1, as moto answers (no realism layer)."""
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -67,23 +83,32 @@ def moto_server():
 
 
 @pytest.fixture
-def aws(moto_server) -> Server:
-    """A clean moto server (reset) for one test."""
-    moto_server.reset()
-    return moto_server
+def plain_aws(plain_moto_server) -> Server:
+    """A clean plain moto server (reset) for one test that needs moto's own answers."""
+    plain_moto_server.reset()
+    return plain_moto_server
 
 
 class RealisticServer(Server):
     """A `Server` whose moto answers through the realism layer (emulator/realism.py): EC2's eventual
     consistency, state order, lingering interfaces, mapped addresses, zones, a shared account."""
 
-    def __init__(self, url: str, layer, counts_path: Path):
+    def __init__(self, url: str, layer, counts_path: Path, truth: Server):
         super().__init__(url)
         self.layer = layer                # .counts (by rule), .timings, .clock
         self.counts_path = counts_path    # the same counts as JSON, for other processes
+        self._truth = truth               # plain moto on the same backends (one process)
+
+    def truth(self) -> Server:
+        # The oracle (account_state, nothing_left) must see what exists, not EC2's eventual view of
+        # it: a test's own create a moment ago is there, though a listing through the layer leaves it out.
+        return self._truth
 
     def counts(self) -> dict[str, int]:
         return self.layer.counts.snapshot()
+
+    def others_instances(self) -> set[str]:
+        return self.layer.others_instances()
 
     def paused(self):
         """Hold the layer's clock still (`with server.paused(): ...`): checks made "immediately
@@ -97,11 +122,10 @@ REALISM_TEST_SCALE = 0.25
 
 
 @pytest.fixture(scope="session")
-def realistic_server(tmp_path_factory):
-    """moto in server mode on 127.0.0.1 behind the realism layer. Opt-in: `moto_server` and `aws`
-    stay plain moto. TWOTIER_EMULATOR_REALISM=off makes it plain moto too. It shares moto's
-    in-process backends with `moto_server` (one process), so use it through `realistic_aws`, which
-    resets both before each test."""
+def realistic_server(tmp_path_factory, plain_moto_server):
+    """moto in server mode on 127.0.0.1 behind the realism layer (what `moto_server` and `aws` are).
+    TWOTIER_EMULATOR_REALISM=off makes it plain moto. It shares moto's in-process backends with
+    `plain_moto_server` (one process); each test's fixture resets what it uses."""
     import logging
 
     from emulator import realism
@@ -114,7 +138,7 @@ def realistic_server(tmp_path_factory):
     server.start()
     host, port = server.get_host_and_port()
     assert host == "127.0.0.1"
-    yield RealisticServer(f"http://127.0.0.1:{port}", server.layer, counts_path)
+    yield RealisticServer(f"http://127.0.0.1:{port}", server.layer, counts_path, truth=plain_moto_server)
     server.stop()
 
 
@@ -123,6 +147,38 @@ def realistic_aws(realistic_server) -> RealisticServer:
     """A clean realistic server (moto and the layer's memory reset) for one test."""
     realistic_server.reset()
     return realistic_server
+
+
+@pytest.fixture(scope="session")
+def moto_server(realistic_server) -> Server:
+    """The aws target's API for the self-tests: moto behind the realism layer."""
+    return realistic_server
+
+
+# Tests (by function name, or every test of a module) that get plain moto from `aws`, and why:
+# they need moto's own answers.
+PLAIN_MOTO = {
+    # It drives the waits with a virtual clock (waits.time monkeypatched) and rewrites the instance
+    # and NAT states itself to time them; the layer's windows run on the real clock, so its 1 s of
+    # `pending` would stretch to hundreds of virtual seconds and the timing it asserts would be the
+    # layer's, not the provisioner's.
+    "test_client_tokens_imdsv2_nat_first_and_waits_overlap",
+    # It builds environments "by someone else" with plain boto3, call after call and without retries
+    # (as a quick script would), to prove how the checks read what others built; against EC2's
+    # answers that builder would meet NotFound for each ID it names right after creating it. The
+    # exemption goes once its builder retries those (consistency.retry_not_found).
+    "test_external_env.py",
+}
+
+
+@pytest.fixture
+def aws(request) -> Server:
+    """A clean server (reset) for one test: moto behind the realism layer, or plain moto for PLAIN_MOTO."""
+    plain = request.node.originalname in PLAIN_MOTO or request.node.path.name in PLAIN_MOTO
+    name = "plain_moto_server" if plain else "realistic_server"
+    server: Server = request.getfixturevalue(name)
+    server.reset()
+    return server
 
 
 def provision(server: Server, state_dir: Path, *args: str, env: dict | None = None, faults: dict | None = None,
@@ -149,8 +205,10 @@ def check_suite(server: Server, tmp_path: Path, *args: str, env: dict | None = N
 
 
 def account_state(server: Server) -> dict[str, list[str]]:
-    """Everything in the account that is not AWS's default furniture, tagged by us or not."""
-    ec2 = server.ec2()
+    """Everything in the account that is not AWS's default furniture (nor another team's instance,
+    which `nothing_left` checks apart), tagged by us or not, as it is (not through the realism layer)."""
+    ec2 = server.truth().ec2()
+    theirs = server.others_instances()
     default_vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault")}
     return {
         "vpc": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] not in default_vpcs],
@@ -165,13 +223,23 @@ def account_state(server: Server) -> dict[str, list[str]]:
                         if n["State"] not in ("deleted", "deleting")],
         "elastic-ip": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
         "instance": [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
-                     if i["State"]["Name"] != "terminated"],
+                     if i["State"]["Name"] != "terminated" and i["InstanceId"] not in theirs],
         "key-pair": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
     }
 
 
 def nothing_left(server: Server) -> dict[str, list[str]]:
-    return {k: v for k, v in account_state(server).items() if v}
+    """What is left of ours (empty when nothing), and another team's instances that anything touched:
+    they are never ours to stop, start or terminate (they must still be there, stopped)."""
+    left = {k: v for k, v in account_state(server).items() if v}
+    theirs = server.others_instances()
+    if theirs:
+        states = {i["InstanceId"]: i["State"]["Name"] for r in server.truth().ec2().describe_instances(
+            Filters=[{"Name": "instance-id", "Values": sorted(theirs)}])["Reservations"] for i in r["Instances"]}
+        touched = [f"{iid} ({states.get(iid, 'gone')})" for iid in sorted(theirs) if states.get(iid) != "stopped"]
+        if touched:
+            left["another team's instance touched"] = touched
+    return left
 
 
 def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
