@@ -1,0 +1,146 @@
+"""examples/iam/: every API action the project makes is allowed by the policy for that job, and the
+check-only policy allows no change at all.
+
+Each command runs as a user runs it, against moto server (behind the realism layer) on 127.0.0.1,
+with the test-only recorder (selftests/faults.py, loaded through selftests/faultsite only in these
+processes) logging every API call at botocore's before-call: a full `up`, a check-only run, a check
+with --allow-disruptive (the web server stopped and started), `down`, and `sweep`. The policies'
+Allow statements are then evaluated for each action (IAM's action matching: case-insensitive, `*`
+and `?` wildcards). Conditions and resources are not evaluated here (moto doesn't enforce IAM):
+examples/iam/README.md says which statements are narrowed by tags, and why not the others.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+
+import botocore.session
+import pytest
+
+from selftests.moto_server import REPO, check_suite, nothing_left, provision, up_args
+
+POLICIES = REPO / "examples" / "iam"
+READ_ONLY = ("Describe", "Get", "List")
+# Actions a policy lists that the recorded runs don't make, and when the project does make them.
+NOT_RECORDED = {
+    "provisioning.json": {
+        "ec2:ReplaceRoute": "up of an environment whose default route points elsewhere (a drift repaired)",
+        "ec2:CreateTags": "tag-on-create: EC2 authorizes the TagSpecifications of every create call with it",
+    },
+    "sweep.json": {
+        "ec2:DeleteNatGateway": "an environment whose up never reached the article's last step (NAT gateway deleted)",
+    },
+    "check-only.json": {},
+}
+
+
+def policy(name: str) -> dict:
+    return json.loads((POLICIES / name).read_text())
+
+
+def allowed(doc: dict, action: str) -> bool:
+    for statement in doc["Statement"]:
+        assert statement["Effect"] == "Allow", "the examples only allow"
+        patterns = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns):
+            return True
+    return False
+
+
+def listed(doc: dict) -> list[str]:
+    return [a for s in doc["Statement"] for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+
+
+def actions(log: Path) -> set[str]:
+    """IAM action names of every API call in a recorder log ("service.Operation" -> "service:Operation")."""
+    found = set()
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == "call":
+            service, _, operation = parts[3].partition(".")
+            found.add(f"{service}:{operation}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, realistic_server):
+    """{job: set of actions} from one run of each command (one account, reset first)."""
+    aws = realistic_server
+    aws.reset()
+    tmp = tmp_path_factory.mktemp("iam")
+    state, logs = tmp / "state", {}
+
+    def rec(name: str) -> dict:
+        logs[name] = tmp / f"{name}.log"
+        return {"log": str(logs[name])}
+
+    up = provision(aws, state, *up_args("iam"), faults=rec("up"))
+    assert up.returncode == 0, up.stderr[-3000:]
+    check = check_suite(aws, tmp, "--env", "iam", "--state-dir", str(state), faults=rec("check-only"))
+    assert "Traceback" not in check.stdout + check.stderr and check.returncode in (0, 1, 6), check.stdout[-3000:]
+    disruptive = check_suite(aws, tmp, "--env", "iam", "--state-dir", str(state), "--allow-disruptive",
+                             faults=rec("check --allow-disruptive"))
+    assert "Traceback" not in disruptive.stdout and disruptive.returncode in (0, 1, 6), disruptive.stdout[-3000:]
+    down = provision(aws, state, "down", "--env", "iam", faults=rec("down"))
+    assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
+    assert provision(aws, tmp / "old", *up_args("iamold")).returncode == 0
+    sweep = provision(aws, tmp / "old", "sweep", "--older-than", "0m", faults=rec("sweep"))
+    assert sweep.returncode == 0 and "env iamold: removed" in sweep.stdout, sweep.stdout[-2000:] + sweep.stderr[-2000:]
+    assert not nothing_left(aws), nothing_left(aws)
+    found = {name: actions(path) for name, path in logs.items()}
+    for name, acts in found.items():
+        assert acts, f"nothing recorded for {name}"
+    return found
+
+
+JOBS = [("up", "provisioning.json"), ("check --allow-disruptive", "provisioning.json"), ("down", "provisioning.json"),
+        ("check-only", "check-only.json"), ("sweep", "sweep.json")]
+
+
+@pytest.mark.parametrize("job,name", JOBS, ids=[j for j, _ in JOBS])
+def test_every_action_a_job_makes_is_allowed_by_its_policy(recorded, job, name):
+    doc = policy(name)
+    refused = sorted(a for a in recorded[job] if not allowed(doc, a))
+    assert not refused, f"{name} does not allow what `{job}` calls: {refused}"
+
+
+def test_the_disruptive_check_stops_and_starts(recorded):
+    assert {"ec2:StopInstances", "ec2:StartInstances"} <= recorded["check --allow-disruptive"]
+    assert not {"ec2:StopInstances", "ec2:StartInstances"} & recorded["check-only"]
+
+
+@pytest.mark.parametrize("name", sorted(NOT_RECORDED))
+def test_each_policy_lists_only_what_is_used(recorded, name):
+    """Least privilege: every action a policy names (wildcards aside) is one its jobs make."""
+    jobs = {"provisioning.json": ("up", "check --allow-disruptive", "down"), "sweep.json": ("sweep",),
+            "check-only.json": ("check-only",)}[name]
+    used = set().union(*(recorded[j] for j in jobs))
+    unused = [a for a in listed(policy(name)) if "*" not in a and a not in used and a not in NOT_RECORDED[name]]
+    assert not unused, f"{name} names actions none of {jobs} makes: {unused}"
+
+
+def test_the_check_only_policy_allows_no_mutation():
+    doc = policy("check-only.json")
+    for action in listed(doc):
+        service, _, op = action.partition(":")
+        assert op.startswith(READ_ONLY), f"check-only.json names {action}: only Describe*/Get*/List* belong there"
+    # And no action of EC2 or SSM that changes anything matches any of its patterns.
+    session = botocore.session.get_session()
+    for service in ("ec2", "ssm"):
+        for op in session.get_service_model(service).operation_names:
+            if not op.startswith(READ_ONLY):
+                assert not allowed(doc, f"{service}:{op}"), f"check-only.json allows {service}:{op}"
+
+
+def test_mutations_of_instances_are_limited_to_our_tag():
+    for name in ("provisioning.json", "sweep.json"):
+        for statement in policy(name)["Statement"]:
+            actions_ = statement["Action"]
+            if {"ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances"} & set(actions_):
+                assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/Project": "twotier"}}, statement
+
+
+def test_the_scheduled_workflow_names_the_check_only_policy():
+    text = (REPO / "examples" / "scheduled-compliance.yml").read_text()
+    assert "examples/iam/check-only.json" in text
