@@ -83,17 +83,18 @@ class Router:
         """Make the policy rules and tables equal to the API's route tables for this VPC's subnets."""
         vpc = world.vpcs[self.vpc_id]
         want_rules = {(100, "to", c, "main") for c in vpc.cidrs}
-        want_tables: dict[int, list[str]] = {}
+        want_tables: dict[int, list[tuple[str, ...]]] = {}
         for sub in world.subnets.values():
             if sub.vpc_id != self.vpc_id or not sub.route_table:
                 continue
             tid = table_id(sub.route_table)
             want_rules.add((200, "from", sub.cidr, str(tid)))
             rows: list[tuple[str, ...]] = []
+            igw_via = igw_gateway or ""
             for r in world.route_tables.get(sub.route_table, []):
                 dest = str(ipaddress.IPv4Network(r.dest))   # checked in world.py; never an option
                 if r.kind == "igw" and world.igw_of_vpc.get(self.vpc_id) == r.target and igw_link:
-                    rows.append((dest, "via", igw_gateway, "dev", igw_link, "onlink"))
+                    rows.append((dest, "via", igw_via, "dev", igw_link, "onlink"))
                 elif r.kind == "nat" and r.target in nat_links:
                     link, addr = nat_links[r.target]
                     rows.append((dest, "via", str(ipaddress.IPv4Address(addr)), "dev", link, "onlink"))

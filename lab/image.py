@@ -248,6 +248,7 @@ class Bootstrap:
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None    # start() made both
         for line in self.proc.stdout:
             line = line.rstrip()
             self.tail.append(line)
@@ -257,6 +258,7 @@ class Bootstrap:
                 self.progress(f"lab:   image: {self.step}")
 
     def wait(self) -> None:
+        assert self.proc is not None        # start() made it
         while self.proc.poll() is None:
             now = time.monotonic()
             if now - self.t0 > BUILD_TIMEOUT:

@@ -15,6 +15,7 @@ import http.server
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from dnslib import QTYPE, RCODE, RR, A
 from dnslib.server import BaseResolver, DNSServer
@@ -73,8 +74,8 @@ class Internet:
         self.ns = names.internet_ns(env)
         self.repo = repo
         self.resolver = _Resolver()
-        self.http = None
-        self.dns = None
+        self.http: http.server.ThreadingHTTPServer | None = None
+        self.dns: Any = None
 
     def ensure(self) -> None:
         if netns.ensure_ns(self.ns, forwarding=True):
@@ -86,10 +87,11 @@ class Internet:
             run.mkdir(parents=True, exist_ok=True)
             handler = type("MirrorHandler", (_MirrorHandler,), {"access_log": run / ACCESS_LOG})
             factory = functools.partial(handler, directory=str(self.repo))
-            self.http = netns.in_netns(self.ns, lambda: http.server.ThreadingHTTPServer((MIRROR_IP, 80), factory))
-            self.http.daemon_threads = True
+            server = netns.in_netns(self.ns, lambda: http.server.ThreadingHTTPServer((MIRROR_IP, 80), factory))
+            server.daemon_threads = True
+            self.http = server
             # A short poll: shutdown() waits for it when the lab stops.
-            threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, name="mirror-http",
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="mirror-http",
                              daemon=True).start()
         if self.dns is None:
             self.dns = netns.in_netns(self.ns, lambda: DNSServer(self.resolver, port=53, address=DNS_IP,

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ class AptWork:
         progress(f"lab:   apt: package lists fetched in {time.monotonic() - t0:.1f}s"
                  + (f" ({fetched.group(1)})" if fetched else ""))
 
-    def simulate(self, args: list[str], status: Path, progress, opts: list[str] = ()) -> list[Pkg]:
+    def simulate(self, args: list[str], status: Path, progress, opts: Sequence[str] = ()) -> list[Pkg]:
         """What `apt-get install ARGS` would install on a system with this dpkg status."""
         out = self._run("apt-get", ["-s", *opts, "install", *args], "resolving packages", progress, 120, status)
         return [Pkg(*m.groups()) for m in map(INST.match, out.splitlines()) if m]
