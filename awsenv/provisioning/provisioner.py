@@ -461,6 +461,7 @@ class Provisioner:
                 continue
             self._call(f"release Elastic IP {eip['PublicIp']}", self.ec2.release_address,
                        AllocationId=eip["AllocationId"])
+            consistency.RECENT.gone(eip["AllocationId"])     # released by us: "not found" now means gone
             done.append(f"released Elastic IP {eip['PublicIp']} ({eip['AllocationId']})")
         self.say("the article's last step: " + ("; ".join(done) if done else "no NAT gateway left to delete"))
         return done
