@@ -15,6 +15,11 @@ the realism layer's "other team" keeps a stopped instance tagged with our Env an
 our Project tag (emulator/realism.py, rule others-instances). Instances and NAT gateways in a default
 VPC are left out of the snapshot (`World.default_vpcs` names the VPCs): no fabric, no namespace, no
 container. An environment built by hand in a VPC of its own is realised whatever its tags, as before.
+
+awsenv/discovery/snapshot.py reads the same API for the checks, and also resolves route tables and
+rules. The two stay apart on purpose: that is the verifier, this is the thing verified. One shared
+reader would carry a misreading into both, and the checks would agree with the emulator's mistake
+instead of catching it. Don't merge them.
 """
 from __future__ import annotations
 
