@@ -12,6 +12,11 @@ import pytest
 
 from lab import daemon, instances, names, netns
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain_api(plain_lab_api):
+    """This module's labs serve plain moto (see selftests/conftest.py: plain_lab_api)."""
+
 pytestmark = [pytest.mark.local]
 ENV = "labcrash"
 

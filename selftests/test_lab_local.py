@@ -21,6 +21,11 @@ import pytest
 from lab import daemon, names, netns, vantage
 from lab.errors import LabPrerequisiteError
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain_api(plain_lab_api):
+    """This module's labs serve plain moto (see selftests/conftest.py: plain_lab_api)."""
+
 pytestmark = [pytest.mark.local]
 ENV = "labselftest"
 TIMINGS: dict[str, float] = {}

@@ -34,6 +34,11 @@ from lab.converge import Converger
 from lab.errors import LabError, LabPrerequisiteError
 from lab.world import Instance, Rule, SecurityGroup, Subnet, Vpc, World
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain_api(plain_lab_api):
+    """This module's labs serve plain moto (see selftests/conftest.py: plain_lab_api)."""
+
 REPO = Path(__file__).resolve().parent.parent
 ENV = "safety"
 EVIL = "tcp\n}\ntable inet evil { chain x { type filter hook input priority 0; policy accept; } }"
