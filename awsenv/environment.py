@@ -145,7 +145,7 @@ class Environment:
         instance_id = getattr(self.snapshot(), role).id
         self.ec2.stop_instances(InstanceIds=[instance_id])
         wait_with_waiter(self.ec2, "instance_stopped", f"the {role} server {instance_id} stopped", 300, progress,
-                         delay=2, InstanceIds=[instance_id])
+                         delay=self.target.poll_delay, first_delay=self.target.retry_first, InstanceIds=[instance_id])
         self.changed()
 
     def start(self, role: str, progress=print) -> None:
@@ -153,5 +153,5 @@ class Environment:
         instance_id = getattr(self.snapshot(), role).id
         self.ec2.start_instances(InstanceIds=[instance_id])
         wait_with_waiter(self.ec2, "instance_running", f"the {role} server {instance_id} running", 300, progress,
-                         delay=2, InstanceIds=[instance_id])
+                         delay=self.target.poll_delay, first_delay=self.target.retry_first, InstanceIds=[instance_id])
         self.changed()

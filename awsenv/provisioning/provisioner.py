@@ -455,7 +455,7 @@ class Provisioner:
         if nats:
             # Its address can be released only once the gateway is gone.
             wait_with_waiter(self.ec2, "nat_gateway_deleted", f"NAT gateway {', '.join(nats)} deleted", 900, self.say,
-                             delay=5, NatGatewayIds=nats)
+                             delay=self.t.poll_delay, first_delay=self.t.retry_first, NatGatewayIds=nats)
         for eip in self._find("describe_addresses", "Addresses", "nat-eip"):
             if not tags.is_ours(eip.get("Tags"), self.s.env, "nat-eip"):
                 continue
