@@ -86,6 +86,11 @@ def test_hostile_env_tag_and_ledger_delete_nothing_untagged(aws, tmp_path):
                               TagSpecifications=[{"ResourceType": "security-group", "Tags": [
                                   {"Key": "Project", "Value": "twotier"}, {"Key": "Env", "Value": str(evil_dir)},
                                   {"Key": "CreatedAt", "Value": "2020-01-01T00:00:00Z"}]}])
+    # EC2 (and the realism layer) lists a new group a moment after creating it: wait until it shows.
+    deadline = time.monotonic() + 30
+    while not ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["bait"]}])["SecurityGroups"]:
+        assert time.monotonic() < deadline, "the bait group never showed up"
+        time.sleep(0.2)
     dry = provision(aws, tmp_path / "state", "sweep", "--older-than", "1m", "--dry-run")
     real = provision(aws, tmp_path / "state", "sweep", "--older-than", "1m")
     for proc in (dry, real):
