@@ -142,16 +142,15 @@ class Environment:
     # -- power ----------------------------------------------------------------------------------
     def stop(self, role: str, progress=print) -> None:
         """Stop a server through the API and wait until EC2 says it is stopped."""
-        instance_id = getattr(self.snapshot(), role).id
-        self.ec2.stop_instances(InstanceIds=[instance_id])
-        wait_with_waiter(self.ec2, "instance_stopped", f"the {role} server {instance_id} stopped", 300, progress,
-                         delay=self.target.poll_delay, first_delay=self.target.retry_first, InstanceIds=[instance_id])
-        self.changed()
+        self._power(role, self.ec2.stop_instances, "instance_stopped", "stopped", progress)
 
     def start(self, role: str, progress=print) -> None:
         """Start a server through the API and wait until EC2 says it is running."""
+        self._power(role, self.ec2.start_instances, "instance_running", "running", progress)
+
+    def _power(self, role: str, call, waiter: str, state: str, progress) -> None:
         instance_id = getattr(self.snapshot(), role).id
-        self.ec2.start_instances(InstanceIds=[instance_id])
-        wait_with_waiter(self.ec2, "instance_running", f"the {role} server {instance_id} running", 300, progress,
+        call(InstanceIds=[instance_id])
+        wait_with_waiter(self.ec2, waiter, f"the {role} server {instance_id} {state}", 300, progress,
                          delay=self.target.poll_delay, first_delay=self.target.retry_first, InstanceIds=[instance_id])
         self.changed()

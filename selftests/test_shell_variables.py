@@ -38,13 +38,18 @@ def _shell(tmp_path, combo: str) -> dict[str, str]:
 COMBOS = ["default-region", "region-and-missing-profile", "config-file-and-endpoint", "everything"]
 
 
-@pytest.mark.parametrize("combo", COMBOS)
-def test_moto_target_ignores_the_shell(tmp_path, monkeypatch, combo):
+def _in_shell(monkeypatch, tmp_path, combo: str) -> None:
+    """This process's AWS_* variables become exactly those of the combination's shell."""
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(key)
     for key, value in _shell(tmp_path, combo).items():
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_moto_target_ignores_the_shell(tmp_path, monkeypatch, combo):
+    _in_shell(monkeypatch, tmp_path, combo)
     target = make_target({"target": "moto", "state_dir": str(tmp_path / "state")})
     assert target.settings.region == "us-east-1"
     target.open(progress=lambda _: None)
@@ -57,11 +62,7 @@ def test_moto_target_ignores_the_shell(tmp_path, monkeypatch, combo):
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_local_target_decides_its_region_whatever_the_shell(tmp_path, monkeypatch, combo):
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-    for key, value in _shell(tmp_path, combo).items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
+    _in_shell(monkeypatch, tmp_path, combo)
     assert make_target({"target": "local", "state_dir": str(tmp_path / "s")}).settings.region == "us-east-1"
     assert make_target({"target": "local", "state_dir": str(tmp_path / "s"),
                         "region": "eu-central-1"}).settings.region == "eu-central-1"
