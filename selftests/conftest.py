@@ -24,3 +24,17 @@ def plain_lab_api():
         os.environ.pop("TWOTIER_EMULATOR_REALISM", None)
     else:
         os.environ["TWOTIER_EMULATOR_REALISM"] = old
+
+
+def pytest_collection_modifyitems(items):
+    """Which tests may run on different workers (`-n 4 --dist loadgroup`, as README and CI run them).
+
+    A module's tests stay together on one worker (its module fixtures, labs and env names are its
+    own) unless the module says `SPREAD_ACROSS_WORKERS = True`: its tests share nothing but the
+    worker's own moto server and their tmp_path. A test may name its own group with
+    @pytest.mark.xdist_group(name) (test_local_target: one group per kept environment)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if not getattr(item.module, "SPREAD_ACROSS_WORKERS", False):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -16,6 +16,10 @@ from awsenv.errors import EnvError
 from awsenv.provisioning.sweep import parse_duration
 from selftests.moto_server import check_suite, nothing_left, provision, up_args
 
+# Tests spread over the workers (selftests/conftest.py):
+# each test builds in its own tmp state dir on the worker's own moto server.
+SPREAD_ACROSS_WORKERS = True
+
 
 def test_check_only_exit_status_tells_drift_from_could_not_check(aws, tmp_path):
     state = tmp_path / "state"

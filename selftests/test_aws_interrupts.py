@@ -11,6 +11,10 @@ import pytest
 
 from selftests.moto_server import nothing_left, provision, stderr_lines, up_args
 
+# Tests spread over the workers (selftests/conftest.py):
+# each interruption builds in its own tmp state dir on the worker's own moto server.
+SPREAD_ACROSS_WORKERS = True
+
 AFTER = ["ec2.ImportKeyPair#1", "ec2.CreateVpc#1", "ec2.CreateSubnet#1",
          "ec2.CreateInternetGateway#1", "ec2.CreateRouteTable#1",
          "ec2.CreateRoute#1", "ec2.CreateSecurityGroup#1", "ec2.CreateSecurityGroup#2",

@@ -29,6 +29,10 @@ from emulator import realism
 from selftests.moto_server import ADMIN, check_suite, nothing_left, provision, stderr_lines, up_args
 from selftests.test_aws_target import in_process_target
 
+# Tests spread over the workers (selftests/conftest.py):
+# each test builds on the worker's own realistic server (its timings are that worker's).
+SPREAD_ACROSS_WORKERS = True
+
 
 @pytest.fixture(autouse=True)
 def _layer_on(realistic_server):

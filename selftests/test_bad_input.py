@@ -14,6 +14,10 @@ import pytest
 
 from selftests.moto_server import ADMIN, Server, account_state, check_suite, provision, stderr_lines
 
+# Tests spread over the workers (selftests/conftest.py):
+# each case is one command; the module's auth server is cheap to start once per worker.
+SPREAD_ACROSS_WORKERS = True
+
 MISSING_KEY = "/nonexistent/id_ed25519"
 # (id, extra options, environment changes, expected text, suite exit status, suite needs --provision)
 CASES = [

@@ -6,6 +6,10 @@ from awsenv.provisioning.drifts import BY_NAME, CATALOGUE
 from selftests.expectations import checks, expected_failures
 from selftests.suite_runner import run_suite
 
+# Tests spread over the workers (selftests/conftest.py):
+# each drift builds its own in-process moto environment.
+SPREAD_ACROSS_WORKERS = True
+
 API_DRIFTS = [d for d in CATALOGUE if not d.needs_hosts]
 
 

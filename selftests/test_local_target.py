@@ -20,12 +20,13 @@ ARTICLE = ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2", "2.3", "2.4", "2.5",
            "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "5.1", "5.2"]
 # Each drift applied on the kept environment in its installing stage; `disruptive` where the check
 # that catches it is a disruptive one (Apache disabled only shows after a restart).
-HOST_DRIFTS = [("apache-disabled", True), ("db-icmp-revoked", False), ("private-nat-route-deleted", False),
-               ("db-3306-open-to-world", False), ("dns-hostnames-off", False),
-               ("mariadb-stopped", False), ("http-rule-removed", False), ("apache-removed", False),
-               ("db-ssh-revoked", False), ("db-reachable-from-internet", False), ("sshd-password-login-on", False),
-               ("sshd-root-login-on", False), ("sshd-db-password-login-on", False), ("sshd-web-root-login-on", False),
-               ("web-key-replaced", False), ("db-3306-from-public-subnet", False)]
+# The two lists take about as long to check (the disruptive one takes a stop and a start).
+HOST_DRIFTS_A = [("apache-disabled", True), ("http-rule-removed", False), ("db-icmp-revoked", False),
+                 ("private-nat-route-deleted", False), ("dns-hostnames-off", False), ("apache-removed", False),
+                 ("sshd-db-password-login-on", False), ("sshd-web-root-login-on", False)]
+HOST_DRIFTS_B = [("db-ssh-revoked", False), ("db-reachable-from-internet", False), ("sshd-root-login-on", False),
+                 ("sshd-password-login-on", False), ("db-3306-from-public-subnet", False), ("mariadb-stopped", False),
+                 ("web-key-replaced", False), ("db-3306-open-to-world", False)]
 # ... and in the finished stage, where 5.1 must catch them.
 FINISHED_DRIFTS = ["db-reachable-from-internet", "db-ssh-revoked", "mariadb-stopped"]
 INSTALLING = ["--stage", "installing", "--hardening=enforce"]
@@ -51,6 +52,7 @@ def articles_passed(junit) -> set[str]:
     return out
 
 
+@pytest.mark.xdist_group("st-e2e")     # its own environment, built and torn down by the suite
 def test_provision_proves_both_stages_and_leaves_nothing(tmp_path):
     before = lab_leftovers()
     v = run_suite(tmp_path, "--provision", "--env", "st-e2e", "--state-dir", str(tmp_path / "state"), timeout=1200)
@@ -67,23 +69,52 @@ def test_provision_proves_both_stages_and_leaves_nothing(tmp_path):
     assert not new, f"the lab left {sorted(new)}"
 
 
-@pytest.fixture(scope="module")
-def kept_env(tmp_path_factory):
-    state = tmp_path_factory.mktemp("kept")
-    up = provision_cli("up", "--env", "st-drift", "--keep-nat", state_dir=state)
+# Two kept environments, each one xdist group (one worker): the drifts, each applied, checked and
+# reverted in turn, are split between them so that two workers check at once; everything else is
+# read-only between a drift and its revert. KEPT_B also takes the article's last step and then the
+# finished stage's drifts (its tests run in order on its worker).
+KEPT_A, KEPT_B = "st-drift-a", "st-drift-b"
+ON_A = pytest.mark.xdist_group(KEPT_A)
+ON_B = pytest.mark.xdist_group(KEPT_B)
+
+
+@pytest.fixture(scope="session")
+def kept(tmp_path_factory):
+    """kept(env) -> its state dir: a local environment built once (--keep-nat) on first use, torn down
+    at the end of the worker's session."""
+    built: dict[str, object] = {}
+
+    def get(env):
+        if env not in built:
+            state = tmp_path_factory.mktemp(env)
+            up = provision_cli("up", "--env", env, "--keep-nat", state_dir=state)
+            built[env] = state
+            assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        return built[env]
+
+    yield get
+    for env, state in built.items():
+        provision_cli("down", "--env", env, state_dir=state)
+
+
+def check_kept(tmp_path, env, state, *extra):
+    return run_suite(tmp_path, "--target", "local", "--env", env, "--state-dir", str(state), *extra)
+
+
+def drifted(tmp_path, env, state, name, *extra):
+    """The suite's verdicts with drift `name` applied to the kept environment, which is reverted after."""
+    applied = provision_cli("drift", name, "--env", env, state_dir=state)
+    assert applied.returncode == 0, applied.stderr
     try:
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        yield state
+        return check_kept(tmp_path, env, state, *extra)
     finally:
-        provision_cli("down", "--env", "st-drift", state_dir=state)
+        reverted = provision_cli("drift", name, "--revert", "--env", env, state_dir=state)
+        assert reverted.returncode == 0, reverted.stderr
 
 
-def check_kept(tmp_path, state, *extra):
-    return run_suite(tmp_path, "--target", "local", "--env", "st-drift", "--state-dir", str(state), *extra)
-
-
-def test_kept_environment_passes_check_only_while_installing(tmp_path, kept_env):
-    v = check_kept(tmp_path, kept_env, *INSTALLING)
+@ON_A
+def test_kept_environment_passes_check_only_while_installing(tmp_path, kept):
+    v = check_kept(tmp_path, KEPT_A, kept(KEPT_A), *INSTALLING)
     assert v.returncode == 0 and not v.failed and not v.not_checked, v.output[-3000:]
     # Left out: what changes or removes the environment, and the finished stage's checks.
     assert set(v.not_applicable) == {"test_elastic_ip_survives_stop_and_start", "test_teardown_leaves_nothing",
@@ -92,15 +123,8 @@ def test_kept_environment_passes_check_only_while_installing(tmp_path, kept_env)
                                      "test_web_server_still_reaches_the_db"}, v.not_applicable
 
 
-@pytest.mark.parametrize("name,disruptive", HOST_DRIFTS, ids=[d for d, _ in HOST_DRIFTS])
-def test_host_drift_fails_exactly_its_checks(tmp_path, kept_env, name, disruptive):
-    applied = provision_cli("drift", name, "--env", "st-drift", state_dir=kept_env)
-    assert applied.returncode == 0, applied.stderr
-    try:
-        v = check_kept(tmp_path, kept_env, *INSTALLING, *(["--allow-disruptive"] if disruptive else []))
-    finally:
-        reverted = provision_cli("drift", name, "--revert", "--env", "st-drift", state_dir=kept_env)
-    assert reverted.returncode == 0, reverted.stderr
+def host_drift_fails_exactly_its_checks(tmp_path, env, state, name, disruptive):
+    v = drifted(tmp_path, env, state, name, *INSTALLING, *(["--allow-disruptive"] if disruptive else []))
     expected = expected_failures(name, host_access=True)
     hidden = sorted(expected & set(v.not_checked))
     assert not hidden, f"drift {name}: checks that must fail were not checked instead: {hidden}\n{v.not_checked}"
@@ -110,17 +134,32 @@ def test_host_drift_fails_exactly_its_checks(tmp_path, kept_env, name, disruptiv
     assert caught_by_a_host_check(name), f"drift {name} must be caught by a host check"
 
 
-def test_unreachable_vantage_point_makes_negatives_not_checked(tmp_path, kept_env):
+@ON_A
+@pytest.mark.parametrize("name,disruptive", HOST_DRIFTS_A, ids=[d for d, _ in HOST_DRIFTS_A])
+def test_host_drift_fails_exactly_its_checks_a(tmp_path, kept, name, disruptive):
+    host_drift_fails_exactly_its_checks(tmp_path, KEPT_A, kept(KEPT_A), name, disruptive)
+
+
+@ON_B
+@pytest.mark.parametrize("name,disruptive", HOST_DRIFTS_B, ids=[d for d, _ in HOST_DRIFTS_B])
+def test_host_drift_fails_exactly_its_checks_b(tmp_path, kept, name, disruptive):
+    host_drift_fails_exactly_its_checks(tmp_path, KEPT_B, kept(KEPT_B), name, disruptive)
+
+
+def test_every_host_drift_is_checked_on_a_kept_environment():
+    from awsenv.provisioning.drifts import CATALOGUE
+
+    listed = [d for d, _ in HOST_DRIFTS_A + HOST_DRIFTS_B]
+    assert len(listed) == len(set(listed)), "a drift is listed for both kept environments"
+    missing = sorted(d.name for d in CATALOGUE if d.needs_hosts and d.name not in listed)
+    assert not missing, f"host drifts no kept environment checks: {missing}"
+
+
+@ON_A
+def test_unreachable_vantage_point_makes_negatives_not_checked(tmp_path, kept):
     """With the public route gone, nothing on the internet reaches the web server and the neighbour
     in the public subnet is gone: every "cannot connect" is then unproven, and says so."""
-    applied = provision_cli("drift", "public-default-route-removed", "--env", "st-drift", state_dir=kept_env)
-    assert applied.returncode == 0, applied.stderr
-    try:
-        v = check_kept(tmp_path, kept_env, *INSTALLING)
-    finally:
-        reverted = provision_cli("drift", "public-default-route-removed", "--revert", "--env", "st-drift",
-                                 state_dir=kept_env)
-    assert reverted.returncode == 0, reverted.stderr
+    v = drifted(tmp_path, KEPT_A, kept(KEPT_A), "public-default-route-removed", *INSTALLING)
     negatives = {"test_ssh_to_db_directly_fails", "test_internet_cannot_open_connection_to_db[22]",
                  "test_internet_cannot_open_connection_to_db[3306]", "test_other_host_cannot_reach_mariadb"}
     assert negatives <= set(v.not_checked), (f"expected the negatives not checked, found passed "
@@ -130,16 +169,18 @@ def test_unreachable_vantage_point_makes_negatives_not_checked(tmp_path, kept_en
     assert v.returncode == 1
 
 
-def test_revoked_ssh_is_one_violation_and_the_hosts_not_checked(tmp_path, kept_env):
+@ON_A
+def test_parallel_check_only_run_agrees(tmp_path, kept):
+    v = check_kept(tmp_path, KEPT_A, kept(KEPT_A), *INSTALLING, "-n", "2")
+    assert v.returncode == 0 and not v.failed and not v.not_checked, v.output[-3000:]
+    assert len(v.passed) >= 40, sorted(v.passed)
+
+
+@ON_B
+def test_revoked_ssh_is_one_violation_and_the_hosts_not_checked(tmp_path, kept):
     """The web server's SSH rule revoked: 2.5 is violated (the rules say so); what needs a login can't
     look, and says so, instead of failing as if Apache or sshd were wrong; HTTP still answers."""
-    applied = provision_cli("drift", "web-ssh-revoked", "--env", "st-drift", state_dir=kept_env)
-    assert applied.returncode == 0, applied.stderr
-    try:
-        v = check_kept(tmp_path, kept_env, *INSTALLING)
-    finally:
-        reverted = provision_cli("drift", "web-ssh-revoked", "--revert", "--env", "st-drift", state_dir=kept_env)
-    assert reverted.returncode == 0, reverted.stderr
+    v = drifted(tmp_path, KEPT_B, kept(KEPT_B), "web-ssh-revoked", *INSTALLING)
     assert v.failed == {"test_web_security_group_allows_ssh_from_admins"}, sorted(v.failed)
     assert {"test_ssh_with_environment_key_logs_in", "test_apache_installed", "test_web_server_pings_db",
             "test_mariadb_installed_running_enabled_listening"} <= set(v.not_checked), v.not_checked
@@ -147,39 +188,30 @@ def test_revoked_ssh_is_one_violation_and_the_hosts_not_checked(tmp_path, kept_e
     assert v.returncode == 1
 
 
-def test_parallel_check_only_run_agrees(tmp_path, kept_env):
-    v = check_kept(tmp_path, kept_env, *INSTALLING, "-n", "2")
-    assert v.returncode == 0 and not v.failed and not v.not_checked, v.output[-3000:]
-    assert len(v.passed) >= 40, sorted(v.passed)
-
-
-def test_kept_environment_clean_again_after_reverts(tmp_path, kept_env):
-    v = check_kept(tmp_path, kept_env, *INSTALLING)
+@pytest.mark.parametrize("env", [pytest.param(KEPT_A, marks=ON_A), pytest.param(KEPT_B, marks=ON_B)])
+def test_kept_environment_clean_again_after_reverts(tmp_path, kept, env):
+    v = check_kept(tmp_path, env, kept(env), *INSTALLING)
     assert v.returncode == 0 and not v.failed and not v.not_checked, v.output[-3000:]
 
 
-def test_the_last_step_takes_it_to_the_finished_stage(tmp_path, kept_env):
+@ON_B
+def test_the_last_step_takes_it_to_the_finished_stage(tmp_path, kept):
     # `up` again, without --keep-nat: the article's procedure to its end (the NAT gateway deleted).
-    up = provision_cli("up", "--env", "st-drift", state_dir=kept_env)
+    up = provision_cli("up", "--env", KEPT_B, state_dir=kept(KEPT_B))
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     assert "the article's last step: deleted NAT gateway" in up.stdout, up.stdout[-2000:]
-    v = check_kept(tmp_path, kept_env)                  # check-only proves the finished stage by default
+    v = check_kept(tmp_path, KEPT_B, kept(KEPT_B))     # check-only proves the finished stage by default
     assert v.returncode == 0 and not v.failed and not v.not_checked, v.output[-3000:]
     assert {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_private_subnet_has_no_way_out",
             "test_db_no_longer_reaches_the_internet", "test_web_server_still_reaches_the_db"} <= v.passed
-    installing = check_kept(tmp_path, kept_env, "--stage", "installing", "-m", "api")
+    installing = check_kept(tmp_path, KEPT_B, kept(KEPT_B), "--stage", "installing", "-m", "api")
     assert installing.returncode == 1 and "test_nat_gateway_in_public_subnet_with_own_eip" in installing.failed
 
 
+@ON_B
 @pytest.mark.parametrize("name", FINISHED_DRIFTS)
-def test_finished_stage_drift_fails_exactly_its_checks(tmp_path, kept_env, name):
-    applied = provision_cli("drift", name, "--env", "st-drift", state_dir=kept_env)
-    assert applied.returncode == 0, applied.stderr
-    try:
-        v = check_kept(tmp_path, kept_env, "--hardening=enforce")
-    finally:
-        reverted = provision_cli("drift", name, "--revert", "--env", "st-drift", state_dir=kept_env)
-    assert reverted.returncode == 0, reverted.stderr
+def test_finished_stage_drift_fails_exactly_its_checks(tmp_path, kept, name):
+    v = drifted(tmp_path, KEPT_B, kept(KEPT_B), name, "--hardening=enforce")
     expected = expected_failures(name, host_access=True)
     assert not (expected & set(v.not_checked)), v.not_checked
     assert v.failed == expected & v.ran, f"drift {name}: expected {sorted(expected & v.ran)}, found {sorted(v.failed)}"

@@ -15,6 +15,10 @@ import pytest
 
 from selftests.moto_server import REPO, account_state, check_suite, nothing_left, provision, stderr_lines, up_args
 
+# Tests spread over the workers (selftests/conftest.py):
+# each test builds in its own tmp state dir on the worker's own moto server.
+SPREAD_ACROSS_WORKERS = True
+
 
 def _new_user_key(path: Path) -> str:
     from cryptography.hazmat.primitives import serialization

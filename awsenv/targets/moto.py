@@ -18,7 +18,9 @@ class MotoTarget(Target):
     retry_first = 0.05
     consistency_timeout = 30.0
     consistency_window = 0.0
-    dependency_timeout = 60.0
+    # Nothing changes behind mock_aws's back: a DependencyViolation it gives (another team's subnet
+    # in the VPC, say) stays until someone removes the dependency, so a long retry only delays the report.
+    dependency_timeout = 5.0
     state_change_timeout = 30.0
     host_access_reason = ("target moto holds the AWS API only (no hosts exist); "
                           "run with --target local or --target aws for host checks")
