@@ -26,6 +26,7 @@ def plain_lab_api():
         os.environ["TWOTIER_EMULATOR_REALISM"] = old
 
 
+@pytest.hookimpl(tryfirst=True)     # before xdist's own hook, which reads the groups into the node IDs
 def pytest_collection_modifyitems(items):
     """Which tests may run on different workers (`-n 4 --dist loadgroup`, as README and CI run them).
 

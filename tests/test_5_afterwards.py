@@ -57,7 +57,7 @@ def test_db_no_longer_reaches_the_internet(conns, snap, probe, verdict, evidence
     evidence("control: from the DB, the web server's private address tcp/80", near)
     if near != "open":
         verdict.not_checked(f"the DB opens no connection even to the web server ({near}): its silence proves nothing")
-    result = conns.execute("db", f"curl -s -m 5 {url}")
+    result = conns.execute("db", f"curl -s -m {max(probe.negative_timeout, 1.0):g} {url}")
     evidence("the DB to the internet", result.evidence())
     assert result.rc != 0, f"expected the DB cut off from the internet, found it reached {url} as {result.stdout.strip()}"
 

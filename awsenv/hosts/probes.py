@@ -229,6 +229,11 @@ class Probe:
     def boot_timeout(self) -> float:
         return self._target.boot_timeout
 
+    @property
+    def negative_timeout(self) -> float:
+        """How long a probe that should meet silence waits (after a control showed the path answers)."""
+        return self._target.probe_timeout
+
     def through(self, hosts, role: str) -> HostVantage:
         return HostVantage(hosts, role)
 
