@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from selftests.suite_runner import NO_REPORTS
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_VAR = "TWOTIER_EXPECTATIONS_OUT"
 
@@ -46,7 +48,7 @@ def checks() -> dict[str, Check]:
         out = Path(tmp) / "checks.json"
         proc = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO),
                                str(REPO / "tests"), "--collect-only", "-q", "-p", "no:cacheprovider",
-                               "-p", "selftests.expectations", "-o", "addopts="],
+                               "-p", "selftests.expectations", "-o", NO_REPORTS],
                               cwd=REPO, capture_output=True, text=True, env=dict(os.environ, **{OUT_VAR: str(out)}),
                               timeout=120)
         if not out.exists():

@@ -23,6 +23,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from selftests.suite_runner import NO_REPORTS
+
 REPO = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 ADMIN = "198.51.100.7/32"
@@ -196,7 +198,7 @@ def check_suite(server: Server, tmp_path: Path, *args: str, env: dict | None = N
                 html: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The verification suite, check-only, API checks only: on moto the "hosts" would be 127.x
     addresses and public DNS names, which must never be contacted."""
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", "addopts=",
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", NO_REPORTS,
            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO), "-m", "not host", "--target", "aws", *args]
     if html:
         cmd += [f"--html={html}", "--self-contained-html", f"--junitxml={html.parent / 'junit.xml'}"]

@@ -10,6 +10,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _addopts_without_reports() -> str:
+    """pytest.ini's addopts less the report files (a self-test's run must not write reports/ while
+    others run). The rest stays, above all the plugins it turns off: a bare `-o addopts=` would load
+    hypothesis's plugin, the better part of a second at every start."""
+    import configparser
+    import shlex
+
+    ini = configparser.ConfigParser()
+    ini.read(REPO / "pytest.ini")
+    keep = [o for o in shlex.split(ini["pytest"]["addopts"])
+            if not o.startswith(("--html", "--junitxml", "--self-contained-html"))]
+    return shlex.join(keep)
+
+
+# `-o`, this: the suite as pytest.ini runs it, without writing reports/.
+NO_REPORTS = f"addopts={_addopts_without_reports()}"
+
+
 @dataclass
 class Verdicts:
     returncode: int
@@ -29,7 +47,7 @@ class Verdicts:
 def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None = None) -> Verdicts:
     junit = tmp_path / "junit.xml"
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q",
-           "-o", "addopts=", f"--junitxml={junit}", "--rootdir", str(REPO),
+           "-o", NO_REPORTS, f"--junitxml={junit}", "--rootdir", str(REPO),
            # -c: an option value that is an existing path (--state-dir /tmp/x) would otherwise take part
            # in pytest's search for its ini file, which then misses pytest.ini (and its markers).
            "-c", str(REPO / "pytest.ini"), *args]

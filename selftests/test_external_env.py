@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from selftests.moto_server import REPO
-from selftests.suite_runner import run_suite
+from selftests.suite_runner import NO_REPORTS, run_suite
 
 AMI_PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 ADMIN = "198.51.100.7/32"
@@ -274,7 +274,7 @@ def test_bad_selectors_are_one_line_errors(tmp_path, aws, args, message):
     built["ec2"].create_tags(Resources=[built["web"], built["db"]], Tags=[{"Key": "Role", "Value": "both"}])
     args = [a.replace("VPC", built["vpc"]).replace("DB", built["db"]) for a in args]
     proc = subprocess.run([sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider", "-q", "-o",
-                           "addopts=", "-m", "api", "--target", "aws", "--state-dir", str(tmp_path), *args],
+                           NO_REPORTS, "-m", "api", "--target", "aws", "--state-dir", str(tmp_path), *args],
                           capture_output=True, text=True, env=aws.env(), cwd=REPO)
     out = proc.stdout + proc.stderr
     assert message in out, out[-2000:]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lab import names
-from selftests.suite_runner import REPO
+from selftests.suite_runner import NO_REPORTS, REPO
 
 pytestmark = [pytest.mark.local, pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
 
@@ -31,7 +31,7 @@ def env_leftovers(env: str) -> list[str]:
 def test_interrupted_provision_leaves_nothing(tmp_path, sig, after_line):
     env = f"st-int-{sig.name.lower()}"
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
-                             str(REPO / "pytest.ini"), "-o", "addopts=", "--provision", "--env", env,
+                             str(REPO / "pytest.ini"), "-o", NO_REPORTS, "--provision", "--env", env,
                              f"--state-dir={tmp_path}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     seen = []

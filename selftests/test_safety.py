@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from selftests.moto_server import REPO, account_state, check_suite, nothing_left, provision, stderr_lines, up_args
+from selftests.suite_runner import NO_REPORTS
 
 # Tests spread over the workers (selftests/conftest.py):
 # each test builds in its own tmp state dir on the worker's own moto server.
@@ -255,7 +256,7 @@ def test_dead_or_hung_endpoint_is_named_within_20s_and_ends_within_a_minute(aws,
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     else:
         url = f"http://127.0.0.1:{_closed_port()}"
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", "addopts=",
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", NO_REPORTS,
            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO), "--target", "aws", "--env", "gone"]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=aws.env(AWS_ENDPOINT_URL=url), stdout=subprocess.PIPE,
@@ -282,7 +283,7 @@ def test_dead_or_hung_endpoint_is_named_within_20s_and_ends_within_a_minute(aws,
 # -- the private key appears in no log, even at DEBUG -----------------------------------------------
 def test_debug_log_never_shows_the_private_key(tmp_path):
     state = tmp_path / "state"
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", "addopts=",
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", NO_REPORTS,
            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO), "--target", "moto", "--provision",
            f"--state-dir={state}", "--log-cli-level=DEBUG", "-m", "api and not disruptive"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)

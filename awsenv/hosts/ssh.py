@@ -87,7 +87,8 @@ class Connections:
         client = self._client()
         try:
             client.connect(address, username=self.settings.ssh_user, pkey=key or self.key, sock=sock,
-                           timeout=10, banner_timeout=15, auth_timeout=15, allow_agent=False, look_for_keys=False)
+                           timeout=self.target.answer_timeout, banner_timeout=15, auth_timeout=15,
+                           allow_agent=False, look_for_keys=False)
         except paramiko.BadHostKeyException as exc:
             raise EnvError(f"host key of {address} CHANGED since it was pinned in {self.known_hosts} "
                            f"(got {exc.key.get_fingerprint().hex()}); if the host was rebuilt on purpose, "
@@ -96,11 +97,12 @@ class Connections:
         return client
 
     def open_web(self, key=None) -> paramiko.SSHClient:
-        return self._connect(self.web_addr, self.target.connect(self.web_addr, 22, timeout=10), key)
+        sock = self.target.connect(self.web_addr, 22, timeout=self.target.answer_timeout)
+        return self._connect(self.web_addr, sock, key)
 
     def open_db(self, key=None) -> paramiko.SSHClient:
         channel = transport_of(self.web()).open_channel(
-            "direct-tcpip", (self.db_addr, 22), ("127.0.0.1", 0), timeout=10)
+            "direct-tcpip", (self.db_addr, 22), ("127.0.0.1", 0), timeout=self.target.answer_timeout)
         return self._connect(self.db_addr, channel, key)
 
     def web(self) -> paramiko.SSHClient:

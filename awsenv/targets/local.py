@@ -19,6 +19,7 @@ class LocalTarget(Target):
     host_access = True
     boot_timeout = 30.0       # a container boots in about a second
     probe_timeout = 0.5       # veths on one machine answer in well under a millisecond
+    answer_timeout = 3.0      # a first contact may wait ~0.8 s for proxy ARP; 3 s of silence is dropped traffic
     admin_cidr_default = LAB_ADMIN_CIDR
     # The lab's API answers as EC2 does (emulator/realism.py: eventual consistency, pending/stopping/
     # shutting-down, lingering interfaces), with its windows scaled down to fractions of a second.
