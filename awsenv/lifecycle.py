@@ -37,7 +37,7 @@ class RunRecord:
         return {"target": env.target.name, "env": env.settings.env, "provisioned": provisioned,
                 "api_calls": sum(calls.values()), "api_calls_by_operation": calls,
                 "ssh_connections_opened": env.ssh_connections_opened, "stages_seconds": self.stages,
-                "host_commands": env.host_commands}
+                "host_commands": env.host_commands, "probes": env.target.probes_made}
 
 
 class Lifecycle:

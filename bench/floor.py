@@ -1,8 +1,9 @@
-"""The floor for a check-only run: the same API reads and the same host commands, done bare.
+"""The floor for a check-only run: the same API reads, host commands and probes, done bare.
 
-Reads the host commands a check-only run recorded (reports/run-stats.json), then does only that:
-one snapshot read through boto3, one SSH connection per host (the DB's through the web server),
-each command in turn. Prints its own wall time in seconds.
+Reads what a check-only run recorded (reports/run-stats.json), then does only that: one snapshot
+read through boto3, one SSH connection per host (the DB's through the web server), each command in
+turn, then each probe from its vantage point with the run's own timeout (a negative probe waits
+that long in any run: it is work, not overhead). Prints its own wall time in seconds.
 """
 import json
 import sys
@@ -11,12 +12,14 @@ import time
 T0 = time.monotonic()
 
 from awsenv.discovery import snapshot  # noqa: E402
+from awsenv.hosts import probes  # noqa: E402
 from awsenv.hosts.ssh import Connections, load_key  # noqa: E402
 from awsenv.targets import make_target  # noqa: E402
 
 
 def main(env: str, state_dir: str, stats_file: str) -> None:
-    commands = json.load(open(stats_file))["host_commands"]
+    stats = json.load(open(stats_file))
+    commands = stats["host_commands"]
     target = make_target({"target": "local", "env": env, "state_dir": state_dir})
     settings = target.settings
     assert target.attach(lambda *_: None), f"no kept local environment {env}"
@@ -26,6 +29,16 @@ def main(env: str, state_dir: str, stats_file: str) -> None:
     for role, command in commands:
         conns.execute(role, command)
     conns.close()
+    for kind, address, *rest in stats.get("probes", []):
+        if kind == "tcp":
+            port, origin, timeout = rest
+            probes._socket_outcome(target, address, port, origin, "floor", timeout)
+        else:
+            host_header, timeout, path = rest
+            try:
+                probes.http_get(target, address, host_header, timeout, path)
+            except OSError:
+                pass
     print(f"{time.monotonic() - T0:.3f} {sum(target.api_calls.values())} {len(commands)}")
 
 

@@ -119,8 +119,10 @@ class HostVantage(Vantage):
 
 def _socket_outcome(target: Target, address: str, port: int, origin: str, name: str,
                     timeout: float | None = None) -> str:
+    timeout = timeout or target.probe_timeout
+    target.probes_made.append(("tcp", address, port, origin, timeout))
     try:
-        sock = target.connect(address, port, timeout=timeout or target.probe_timeout, origin=origin)
+        sock = target.connect(address, port, timeout=timeout, origin=origin)
     except ConnectionRefusedError:
         return "refused"
     except TimeoutError:
@@ -381,6 +383,7 @@ class _Conn(http.client.HTTPConnection):
 
 def http_get(target: Target, address: str, host_header: str | None = None, timeout: float = 5.0, path: str = "/"):
     """GET path at address (Host: host_header); returns (status, headers dict, body text)."""
+    target.probes_made.append(("http", address, host_header, timeout, path))
     conn = _Conn(target, address, host_header or address, timeout)
     try:
         conn.request("GET", path)

@@ -61,6 +61,8 @@ class Target:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.api_calls: Counter[str] = Counter()
+        # Every probe the checks made from a vantage point (bench/floor.py repeats them bare).
+        self.probes_made: list[tuple] = []
         self._session: boto3.Session | None = None
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
