@@ -208,6 +208,8 @@ def _ssh_server(host_key: paramiko.PKey) -> tuple[int, threading.Thread]:
 
 
 class _LoopbackTarget:
+    answer_timeout = 10.0
+
     def __init__(self, port):
         self.port = port
 
