@@ -71,14 +71,20 @@ def setup_db(conn: Connections, settings: Settings, web_private_ip: str, progres
     db = conn.db()
     progress(f"db server ({fam.name}, through the web server): installing {fam.db_package} through the NAT gateway")
     _common(db, fam, progress)
-    _step(db, f"install {fam.db_package}", f"{fam.install} {fam.db_package}", progress)
     # skip-name-resolve: clients are granted by address, and a reverse lookup per connection would
     # stall every greeting once the DB has no way out (the article's finished state).
+    # Written before the install, so the server the package starts already reads it (Debian starts
+    # it at install; no second start, and no second round of its start-up table checks).
     conf = "[mysqld]\nbind-address = 0.0.0.0\nskip-name-resolve\n"
     _step(db, "listen beyond loopback",
+          f"sudo mkdir -p {shlex.quote(os.path.dirname(fam.db_config_file))} && "
           f"printf %s {shlex.quote(conf)} | sudo tee {fam.db_config_file} >/dev/null", progress)
-    _step(db, f"enable and restart {fam.db_service}",
-          f"sudo systemctl enable {fam.db_service} && sudo systemctl restart {fam.db_service}", progress)
+    _step(db, f"install {fam.db_package}", f"{fam.install} {fam.db_package}", progress)
+    # A server that was already running (an `up` again) started without the file: restart it then.
+    _step(db, f"enable and start {fam.db_service}",
+          f"sudo systemctl enable --now {fam.db_service} && "
+          f"if [ \"$(sudo {fam.db_client} -N -e 'select @@skip_name_resolve')\" != 1 ]; then "
+          f"sudo systemctl restart {fam.db_service}; fi", progress)
     pw = db_password(settings)
     sql = (f"CREATE DATABASE IF NOT EXISTS {DB_NAME}; "
            f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{web_private_ip}' IDENTIFIED BY '{pw}'; "
