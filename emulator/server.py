@@ -12,6 +12,7 @@ lingering interfaces, zones, another team's instance), its windows scaled down (
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import threading
@@ -162,11 +163,13 @@ def unpatch() -> None:
     _originals.clear()
 
 
-# The realism layer's windows in the lab: a tenth of its defaults (a new ID is "not found" for 0.15 s,
-# an instance pending for 0.4 s, a NAT gateway pending for 0.6 s), so a warm local run stays fast
-# while every answer and the order of states stay EC2's (any call made right after a create still
-# meets NotFound). TWOTIER_EMULATOR_REALISM_SCALE multiplies them again.
-LAB_REALISM_SCALE = 0.1
+# The realism layer's windows in the lab: a twentieth of its defaults (a new ID is "not found" for
+# 75 ms, an instance pending for 0.2 s, a NAT gateway pending for 0.3 s), so a warm local run stays
+# fast while every answer and the order of states stay EC2's (any call made right after a create
+# still meets NotFound). A terminated instance's interfaces linger for 0.4 s, long enough that the
+# teardown still meets them in a local run. TWOTIER_EMULATOR_REALISM_SCALE multiplies them again.
+LAB_REALISM_SCALE = 0.05
+LAB_ENI_LINGER = 0.4
 
 
 class LabApiServer:
@@ -184,7 +187,8 @@ class LabApiServer:
         # Inside the gate: the gate checks the signature over the client's own request; the layer may
         # then rewrite a request's parameters for moto. The counts (injected answers by rule) go to
         # counts_path, else to TWOTIER_EMULATOR_REALISM_COUNTS when set.
-        timings = realism.Timings.from_env(realism.Timings().scaled(LAB_REALISM_SCALE))
+        base = dataclasses.replace(realism.Timings().scaled(LAB_REALISM_SCALE), eni_linger=LAB_ENI_LINGER)
+        timings = realism.Timings.from_env(base)
         self.realism = realism.wrap(DomainDispatcherApplication(create_backend_app), timings=timings,
                                     counts_path=counts_path)
         if log is not None:
