@@ -29,16 +29,7 @@ def main(env: str, state_dir: str, stats_file: str) -> None:
     for role, command in commands:
         conns.execute(role, command)
     conns.close()
-    for kind, address, *rest in stats.get("probes", []):
-        if kind == "tcp":
-            port, origin, timeout = rest
-            probes._socket_outcome(target, address, port, origin, "floor", timeout)
-        else:
-            host_header, timeout, path = rest
-            try:
-                probes.http_get(target, address, host_header, timeout, path)
-            except OSError:
-                pass
+    probes.repeat(target, stats.get("probes", []))
     print(f"{time.monotonic() - T0:.3f} {sum(target.api_calls.values())} {len(commands)}")
 
 

@@ -381,6 +381,20 @@ class _Conn(http.client.HTTPConnection):
         self.sock = self._target.connect(self._address, 80, timeout=self._timeout)
 
 
+def repeat(target: Target, recorded: list) -> None:
+    """Make again, bare, the probes a run recorded in target.probes_made (bench/floor.py)."""
+    for kind, address, *rest in recorded:
+        if kind == "tcp":
+            port, origin, timeout = rest
+            _socket_outcome(target, address, port, origin, "repeat", timeout)
+        else:
+            host_header, timeout, path = rest
+            try:
+                http_get(target, address, host_header, timeout, path)
+            except OSError:
+                pass      # what it answered doesn't matter here, only what it cost
+
+
 def http_get(target: Target, address: str, host_header: str | None = None, timeout: float = 5.0, path: str = "/"):
     """GET path at address (Host: host_header); returns (status, headers dict, body text)."""
     target.probes_made.append(("http", address, host_header, timeout, path))

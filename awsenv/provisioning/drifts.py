@@ -347,6 +347,11 @@ def _sshd_drop_in(env, role: str, line: str | None) -> None:
     _host(env, role, f"{write} && sudo systemctl reload ssh 2>/dev/null || sudo systemctl reload sshd")
 
 
+def _sshd_setting(role: str, line: str) -> tuple[Callable, Callable]:
+    """(apply, revert) for a drift that turns one sshd setting on through a drop-in."""
+    return (lambda e: _sshd_drop_in(e, role, line)), (lambda e: _sshd_drop_in(e, role, None))
+
+
 def _db_in_public_subnet(env):
     from . import tags
 
@@ -423,17 +428,13 @@ CATALOGUE: list[Drift] = [
           lambda e: _host(e, "web", f"{_remove(e)} {_os(e, 'web').web_package}"),
           lambda e: _host(e, "web", f"{_os(e, 'web').install} {_os(e, 'web').web_package}"), needs_hosts=True),
     Drift("sshd-password-login-on", "the web server's sshd accepts passwords",
-          lambda e: _sshd_drop_in(e, "web", "PasswordAuthentication yes"), lambda e: _sshd_drop_in(e, "web", None),
-          needs_hosts=True),
+          *_sshd_setting("web", "PasswordAuthentication yes"), needs_hosts=True),
     Drift("sshd-root-login-on", "the DB server's sshd lets root log in",
-          lambda e: _sshd_drop_in(e, "db", "PermitRootLogin yes"), lambda e: _sshd_drop_in(e, "db", None),
-          needs_hosts=True),
+          *_sshd_setting("db", "PermitRootLogin yes"), needs_hosts=True),
     Drift("sshd-db-password-login-on", "the DB server's sshd accepts passwords",
-          lambda e: _sshd_drop_in(e, "db", "PasswordAuthentication yes"), lambda e: _sshd_drop_in(e, "db", None),
-          needs_hosts=True),
+          *_sshd_setting("db", "PasswordAuthentication yes"), needs_hosts=True),
     Drift("sshd-web-root-login-on", "the web server's sshd lets root log in",
-          lambda e: _sshd_drop_in(e, "web", "PermitRootLogin yes"), lambda e: _sshd_drop_in(e, "web", None),
-          needs_hosts=True),
+          *_sshd_setting("web", "PermitRootLogin yes"), needs_hosts=True),
     Drift("web-key-replaced", "the web server no longer accepts the environment's key (another key replaced it)",
           _replace_web_key, _restore_web_key, needs_hosts=True),
     Drift("apache-disabled", "Apache is disabled (it would not come back after a restart)",

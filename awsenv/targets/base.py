@@ -47,7 +47,7 @@ class Target:
     persistent = True         # the environment outlives this process (moto's in-process API doesn't)
     boot_timeout = 300.0      # seconds from "running" until a host's services answer (EC2: minutes)
     probe_timeout = 3.0       # how long a negative reachability probe waits for a SYN-ACK
-    answer_timeout = 10.0     # how long a port that should accept (SSH, a control) gets before it is judged silent
+    answer_timeout = 10.0     # how long SSH gets to reach a host's port 22 before the host is judged unreachable
     admin_cidr_default: str | None = None
     # How this target's API is polled and retried (AWS: "Eventual consistency in the Amazon EC2 API"
     # asks for exponential backoff "up to a few minutes"; EC2's states change in seconds to minutes).
