@@ -58,6 +58,19 @@ def test_moto_target_ignores_the_shell(tmp_path, monkeypatch, combo):
         assert target.ec2.describe_vpcs()["Vpcs"], "the in-process API answered nothing"
     finally:
         target.close()
+    shell = {k: v for k, v in _shell(tmp_path, combo).items() if k.startswith("AWS_")}
+    assert {k: v for k, v in os.environ.items() if k.startswith("AWS_")} == shell, "the shell's variables are back"
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_moto_suite_runs_in_an_aws_users_shell(tmp_path, combo):
+    """The whole suite on the moto target, in a fresh process of that shell: moto reads the regions
+    from a default boto3 session when its EC2 models are first imported, where a missing profile
+    would fail (the in-process test above meets an already imported moto)."""
+    v = run_suite(tmp_path, "--target", "moto", "--provision", f"--state-dir={tmp_path / 'state'}",
+                  env=_shell(tmp_path, combo))
+    assert v.returncode == 0 and not v.failed, v.output[-3000:]
+    assert len(v.passed) >= 20, sorted(v.passed)
 
 
 @pytest.mark.parametrize("combo", COMBOS)

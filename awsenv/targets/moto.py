@@ -1,12 +1,18 @@
 """moto in-process (mock_aws): the API alone, nothing outlives the process, no hosts."""
 from __future__ import annotations
 
+import os
+
 from botocore.config import Config
 
 from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
 
 # The lab's own internet hosts sit in this block; SSH is never open to the world by default.
 LAB_ADMIN_CIDR = "198.51.100.0/28"
+# What names the shell's profile and config files. moto opens default boto3 sessions of its own
+# (on importing its EC2 models, on each new backend) to list the regions, and AWS_PROFILE=no-such-
+# profile fails them; our own clients never read a profile. Hidden while the mock runs.
+SHELL_PROFILE = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 
 class MotoTarget(Target):
@@ -28,6 +34,7 @@ class MotoTarget(Target):
     def __init__(self, settings):
         super().__init__(settings)
         self._mock = None
+        self._hidden: dict[str, str] = {}
 
     def _make_session(self):
         return isolated_session(self.settings.region, "testing", "testing")
@@ -41,6 +48,7 @@ class MotoTarget(Target):
 
         started = self._mock is None
         if started:
+            self._hidden = {k: os.environ.pop(k) for k in SHELL_PROFILE if k in os.environ}
             self._mock = mock_aws()
             self._mock.start()
         self.check_region()
@@ -53,3 +61,5 @@ class MotoTarget(Target):
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+            os.environ.update(self._hidden)
+            self._hidden = {}
