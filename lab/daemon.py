@@ -232,6 +232,7 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    # Reverse order: an instance's overlay (root) before the tmpfs (disk) that holds its upper dir.
     for mnt in sorted(netns.mounts_under(state_dir / "instances"), reverse=True):
         netns.run("umount", mnt, check=False)
         if netns.mounted(Path(mnt)):

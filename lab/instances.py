@@ -1,7 +1,11 @@
 """Instances: each running instance in the API is a systemd-nspawn container booting real systemd.
 
-Disk: one overlayfs per instance over the cached base image (upper dir under the state dir), so
-it survives a stop and start; terminate removes it. Identity is written per instance on first
+Disk: one overlayfs per instance over the cached base image, its upper dir on the instance's own
+tmpfs (under the state dir), so it survives a stop and start; terminate removes it. Not on the
+state dir's filesystem: an ext4 without a journal (this project's CI machines) skips every inode
+deleted in the last 30 s when it allocates one, so an install right after a teardown crawled
+(4-8 s more per install, growing run to run); a tmpfs has no such scan, and the disk never
+outlives the lab anyway (a lab stop deletes it). Identity is written per instance on first
 boot, as cloud-init does on EC2: hostname, machine-id, SSH host key, ec2-user's authorized_keys
 (the public key of the instance's key pair, from the API), resolv.conf (the lab's DNS) and apt
 sources (the lab's mirror). Network: the instance's own namespace, wired by fabric.py; the
@@ -38,6 +42,9 @@ LAUNCHER = 'for c do [ "$c" = -- ] && break; mkdir -p -- "$c" && echo $$ > "$c/c
 PUBLIC_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
                         r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]*)?")
 OVERLAY_UNSAFE = (",", ":", "\\", "\n")   # overlayfs option separators and escapes
+# The size of the default EBS root volume of the AMIs the article uses: a cap, not a reservation
+# (a tmpfs takes memory only for what is written; two installed hosts hold about 300 MB).
+DISK_SIZE = "8g"
 
 
 def valid_public_key(key) -> bool:
@@ -134,6 +141,7 @@ class InstanceHost:
         self.base = base
         self.dir = state_dir / "instances" / instance_id
         self.root = self.dir / "root"
+        self.disk = self.dir / "disk"      # the tmpfs holding the overlay's upper and work dirs
         self.ns = names.instance_ns(env, instance_id)
         self.proc: subprocess.Popen | None = None
         self.booted_at: float | None = None
@@ -149,15 +157,19 @@ class InstanceHost:
     # --- disk and identity ------------------------------------------------------------------
     def prepare(self, inst: Instance, public_key: str | None) -> None:
         """Mount the overlay; on first use write the instance's identity into it."""
-        for d in ("upper", "work", "root"):
-            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        for d in (self.disk, self.root):
+            d.mkdir(parents=True, exist_ok=True)
         if not netns.mounted(self.root):
             if any(c in str(self.base) for c in OVERLAY_UNSAFE):
                 raise LabError(f"the base image path {self.base} holds one of , : \\ (overlayfs can't take it)")
+            if not netns.mounted(self.disk):
+                netns.run("mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0755", "tmpfs", str(self.disk))
+            for d in ("upper", "work"):
+                (self.disk / d).mkdir(exist_ok=True)
             # upper and work relative to the instance dir (mount runs there): the state dir's own
             # path, whatever it holds (quotes, spaces, commas), never goes into the option string.
-            netns.run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={self.base},upperdir=upper,workdir=work",
-                      str(self.root), cwd=self.dir)
+            netns.run("mount", "-t", "overlay", "overlay", "-o",
+                      f"lowerdir={self.base},upperdir=disk/upper,workdir=disk/work", str(self.root), cwd=self.dir)
         marker = self.dir / "identity-written"
         if not marker.exists():
             self._write_identity(inst, public_key)
@@ -242,10 +254,11 @@ class InstanceHost:
     def remove(self) -> None:
         """Terminate: power off, unmount, delete the disk and the namespace. Safe to repeat."""
         self.poweroff()
-        if netns.mounted(self.root):
-            netns.run("umount", str(self.root), check=False)
-            if netns.mounted(self.root):
-                netns.run("umount", "-l", str(self.root), check=False)
+        for mnt in (self.root, self.disk):     # the overlay first: it holds the tmpfs busy
+            if netns.mounted(mnt):
+                netns.run("umount", str(mnt), check=False)
+                if netns.mounted(mnt):
+                    netns.run("umount", "-l", str(mnt), check=False)
         if netns.mounted(self.root) or netns.mounts_under(self.dir):
             raise LabError(f"instance {self.id}: {self.root} is still mounted; not deleting its disk")
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -274,6 +274,10 @@ def test_stop_start_keeps_eip_and_disk(lab):
     web = web_ssh(lab)
     run(web, "echo survived | sudo tee /var/tmp/marker")
     web.close()
+    # The instance's writes land in its own tmpfs (never on the state dir's filesystem).
+    disk = lab.state_dir / "instances" / lab.web / "disk"
+    assert (disk / "upper/var/tmp/marker").read_text() == "survived\n"
+    assert [m for m in open("/proc/self/mounts") if m.split()[1] == str(disk)][0].split()[2] == "tmpfs"
     t0 = time.monotonic()
     lab.ec2.stop_instances(InstanceIds=[lab.web])
     daemon.wait_settled(lab.state_dir)
