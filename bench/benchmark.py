@@ -177,6 +177,7 @@ def main() -> int:
         kept = tmp / "kept"
         provision("up", "--env", "bench-keep", f"--state-dir={kept}")
         try:
+            disk_memory(kept)
             check_only(tmp, kept, args.repeat)
         finally:
             provision("down", "--env", "bench-keep", f"--state-dir={kept}")
@@ -214,6 +215,18 @@ def login_counts(config: Path) -> dict[str, int]:
             raise SystemExit(f"counting SSH logins on {role} failed: {r.stderr.strip()[-300:]}")
         out[role] = int(r.stdout.strip() or 0)
     return out
+
+
+def disk_memory(kept: Path) -> None:
+    """What the instances' disks (their own tmpfs each) hold in memory once both hosts are set up."""
+    from lab.instances import DISK_SIZE
+
+    cap = int(DISK_SIZE.rstrip("g")) * 2**30
+    print("\ninstance disks of a kept environment (tmpfs, memory taken only for what is written):")
+    for disk in sorted((kept / "instances").glob("i-*/disk")):
+        st = os.statvfs(disk)
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        print(f"  {disk.parent.name:<22} {used / 2**20:7.0f} MB  (cap {DISK_SIZE}, {ratio(used, cap)})")
 
 
 def check_only(tmp: Path, kept: Path, repeat: int) -> None:
