@@ -20,7 +20,8 @@ class AwsTarget(Target):
     def decide_region(cls, explicit, env, state_dir) -> str:
         region = explicit or boto3.session.Session().region_name
         if not region:
-            raise EnvError("no AWS region configured: pass --region or set AWS_REGION")
+            raise EnvError("no AWS region configured: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, "
+                           "or give your profile a region (aws configure)")
         return region
 
     @classmethod
