@@ -1,11 +1,8 @@
 """Article section 4: the private DB server, reached through the web server, installed through NAT."""
 import pytest
 
-# Bash's /dev/tcp reads the server greeting without a MariaDB client on the web server; the
-# version string ends within the first 40 bytes, and the server then waits for us, so read no more.
-# MariaDB looks the client's name up before it greets (unless skip-name-resolve): where no resolver
-# answers (the lab after the NAT gateway is gone) that takes 10 s, so the greeting gets 15.
-GREETING = "timeout 15 bash -c 'exec 3<>/dev/tcp/{ip}/3306; head -c 40 <&3' | tr -c '[:print:]' '.'"
+from awsenv.hosts import mariadb_wire
+
 ALLOWED = {("tcp", 3306): "MariaDB", ("tcp", 22): "SSH", ("icmp", None): "ICMP"}
 
 
@@ -237,10 +234,11 @@ def test_mariadb_installed_through_the_nat_gateway(conns, snap, db_os, probe, ve
 @pytest.mark.article("4.7")
 @pytest.mark.fails_on("db-3306-revoked", "mariadb-stopped", "db-in-public-subnet")
 def test_web_server_gets_mariadb_greeting(conns, snap, evidence):
-    result = conns.execute("web", GREETING.format(ip=snap.db.private_ip))
-    evidence("greeting from web", result.evidence())
-    assert "MariaDB" in result.stdout or "mysql" in result.stdout.lower(), (
-        f"expected MariaDB's greeting on {snap.db.private_ip}:3306 from the web server, found {result.stdout!r}")
+    result = conns.execute("web", mariadb_wire.COMMAND.format(ip=snap.db.private_ip))
+    first = mariadb_wire.parse(result.stdout)
+    evidence("MariaDB's first packet to the web server", [first.describe(), result.evidence()])
+    assert first.answered, (
+        f"expected MariaDB to answer the web server on {snap.db.private_ip}:3306, found {first.describe()}")
 
 
 @pytest.mark.host

@@ -1,0 +1,57 @@
+"""What MariaDB says first to a client that connects to 3306, read without a MariaDB client.
+
+The server speaks first: a handshake (protocol 10 and the server's version), or, when no account
+may connect from the client's address at all, an error packet (1130, "Host '...' is not allowed to
+connect to this MariaDB server") and a close. The article installs MariaDB and creates no account,
+so from the web server the second is what an article-built DB answers: MariaDB answered a
+connection the web server opened, which is what 4.7 asks of the network. A blocked host (1129) or
+any other error is MariaDB refusing the web server, and silence is no answer at all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Bash's /dev/tcp; od shows the bytes (the packet is binary). 40 bytes hold the packet header, the
+# protocol byte and the version string, or an error's code and the start of its message; a greeting
+# server then waits for the client, so read no more. MariaDB looks the client's name up before it
+# answers (unless skip-name-resolve): where no resolver answers (the lab after the NAT gateway is
+# gone) that takes 10 s, so the answer gets 15.
+COMMAND = "timeout 15 bash -c 'exec 3<>/dev/tcp/{ip}/3306; head -c 40 <&3' | od -An -v -tx1"
+HOST_NOT_PRIVILEGED = 1130
+
+
+@dataclass(frozen=True)
+class FirstPacket:
+    kind: str           # "greeting", "no account for this host", "another server's greeting", "error", "nothing"
+    detail: str         # the version string, or the error's code and message, or what came
+
+    @property
+    def answered(self) -> bool:
+        """MariaDB answered a connection from this client (it may still need an account to log in)."""
+        return self.kind in ("greeting", "no account for this host")
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+def parse(od_output: str) -> FirstPacket:
+    try:
+        data = bytes(int(h, 16) for h in od_output.split())
+    except ValueError:
+        return FirstPacket("nothing", od_output.strip()[:80])
+    if len(data) < 5:
+        return FirstPacket("nothing", data.hex(" ") if data else "")
+    payload = data[4:]
+    if payload[0] == 0x0A:
+        version = payload[1:].split(b"\0", 1)[0].decode("ascii", "replace")
+        return FirstPacket("greeting" if "mariadb" in version.lower() else "another server's greeting",
+                           f"server version {version}")
+    if payload[0] == 0xFF and len(payload) >= 3:
+        code = int.from_bytes(payload[1:3], "little")
+        message = payload[3:].decode("ascii", "replace")
+        message = "".join(c if c.isprintable() else "." for c in message)
+        if code == HOST_NOT_PRIVILEGED:
+            return FirstPacket("no account for this host", f"error {code}: {message}...")
+        return FirstPacket("error", f"error {code}: {message}...")
+    text = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+    return FirstPacket("nothing", f"not MariaDB's protocol: {text!r}")

@@ -1,0 +1,124 @@
+"""The article typed into the AWS CLI against a bare lab, its hosts set up by hand over SSH, then
+proven with --vpc-id/--web/--db on real hosts: someone else's names, a key pair AWS made, the
+hosts' software installed the way the article does it.
+
+One careless step first: MariaDB installed but left listening on loopback (Debian's default), so
+the web server gets no greeting. The suite must say exactly that, then hold everywhere once the
+user fixes it, and hold again after the article's last step (the NAT gateway deleted by hand).
+Needs root, the lab's Debian packages and the AWS CLI (requirements.txt pins it).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from lab import daemon, internet, vantage
+from lab.errors import LabPrerequisiteError
+from selftests.suite_runner import run_suite
+
+pytestmark = [pytest.mark.local]
+ENV = "handmade"
+SCRIPT = Path(__file__).parent / "handmade" / "article_by_cli.sh"
+APT = "sudo DEBIAN_FRONTEND=noninteractive apt-get -qq"
+# With MariaDB on loopback: the greeting the web server should get, and what the DB's own view shows.
+LOOPBACK_ONLY = {"test_mariadb_installed_running_enabled_listening", "test_web_server_gets_mariadb_greeting"}
+
+
+def ssh(host: str, sock, key: paramiko.PKey) -> paramiko.SSHClient:
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    c.connect(host, username="ec2-user", pkey=key, sock=sock, timeout=10, banner_timeout=10, auth_timeout=10,
+              allow_agent=False, look_for_keys=False)
+    return c
+
+
+def run(client: paramiko.SSHClient, cmd: str) -> str:
+    _, out, err = client.exec_command(cmd, timeout=300)
+    rc = out.channel.recv_exit_status()
+    text = out.read().decode() + err.read().decode()
+    assert rc == 0, f"{cmd!r} exited {rc}: {text[-1500:]}"
+    return text
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    if shutil.which("aws") is None:
+        pytest.fail("the AWS CLI is missing: pip install -r requirements.txt")
+    try:
+        daemon.check_prerequisites()
+    except LabPrerequisiteError as exc:
+        pytest.skip(str(exc))
+    state_dir = tmp_path_factory.mktemp("handmade")
+    try:
+        api = daemon.start(ENV, state_dir, "us-east-1", progress=print)
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        cli_env.update(AWS_ENDPOINT_URL=api.endpoint, AWS_ACCESS_KEY_ID=api.access_key_id,
+                       AWS_SECRET_ACCESS_KEY=api.secret_access_key, AWS_DEFAULT_REGION=api.region,
+                       AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        key_file = state_dir / "shop-key.pem"
+        admin = f"{internet.VANTAGE_IP}/32"     # "My IP" in the console: where this user's SSH comes from
+        out = subprocess.run(["bash", str(SCRIPT), str(key_file), admin], capture_output=True, text=True,
+                             env=cli_env, timeout=300)
+        assert out.returncode == 0, f"the CLI build failed: {out.stderr[-2000:]}"
+        ids = dict(line.split("=", 1) for line in out.stdout.split())
+        daemon.wait_settled(state_dir, timeout=60)
+        yield dict(ids, state_dir=state_dir, key_file=key_file, cli_env=cli_env)
+    finally:
+        daemon.stop(ENV, state_dir, progress=print)
+
+
+def connect(b) -> tuple[paramiko.SSHClient, paramiko.SSHClient]:
+    """SSH to the web server from the internet, and to the DB through it (a jump, as the article)."""
+    key = paramiko.RSAKey.from_private_key_file(str(b["key_file"]))
+    web = ssh(b["web_address"], vantage.connect(ENV, b["web_address"], 22), key)
+    chan = web.get_transport().open_channel("direct-tcpip", (b["db_address"], 22), ("127.0.0.1", 0), timeout=10)
+    return web, ssh(b["db_address"], chan, key)
+
+
+def suite(tmp_path, b, *args):
+    return run_suite(tmp_path, "--target", "local", "--env", ENV, f"--state-dir={b['state_dir']}",
+                     "--vpc-id", b["vpc"], "--web", "tag:Name=shop-front", "--db", b["db"],
+                     f"--ssh-key={b['key_file']}", *args)
+
+
+def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tmp_path):
+    b = handmade
+    web, db = connect(b)
+    try:
+        # Apache on the web server, MariaDB on the DB through the NAT gateway, as the article does.
+        run(web, f"{APT} update && {APT} install -y apache2")
+        run(db, f"{APT} update && {APT} install -y mariadb-server")
+        # The careless step: MariaDB as the package leaves it, on loopback only.
+        first = suite(tmp_path, b, "--stage", "installing")
+        assert first.returncode == 1, first.output[-3000:]
+        assert first.failed == LOOPBACK_ONLY, (f"expected exactly {sorted(LOOPBACK_ONLY)} violated, found "
+                                               f"{sorted(first.failed)}\n{first.output[-3000:]}")
+        assert "test_nat_gateway_in_public_subnet_with_own_eip" in first.passed
+
+        # The user's fix: listen beyond loopback.
+        run(db, "printf '[mysqld]\\nbind-address = 0.0.0.0\\n' | sudo tee /etc/mysql/mariadb.conf.d/99-shop.cnf "
+                "&& sudo systemctl restart mariadb")
+    finally:
+        db.close()
+        web.close()
+    fixed = suite(tmp_path, b, "--stage", "installing")
+    assert fixed.returncode == 0 and not fixed.failed and not fixed.not_checked, fixed.output[-3000:]
+    assert LOOPBACK_ONLY | {"test_mariadb_installed_through_the_nat_gateway"} <= fixed.passed, sorted(fixed.passed)
+
+    # The article's last step, by hand: the NAT gateway deleted, its Elastic IP released.
+    cli = ["aws", "ec2"]
+    for step in (["delete-nat-gateway", "--nat-gateway-id", b["nat"]],
+                 ["wait", "nat-gateway-deleted", "--nat-gateway-ids", b["nat"]],
+                 ["release-address", "--allocation-id", b["nat_eip"]]):
+        out = subprocess.run(cli + step, capture_output=True, text=True, env=b["cli_env"], timeout=300)
+        assert out.returncode == 0, out.stderr[-1500:]
+    daemon.wait_settled(b["state_dir"], timeout=60)
+    finished = suite(tmp_path, b)
+    assert finished.returncode == 0 and not finished.failed and not finished.not_checked, finished.output[-3000:]
+    assert {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_db_no_longer_reaches_the_internet",
+            "test_web_server_still_reaches_the_db"} <= finished.passed, sorted(finished.passed)
