@@ -164,8 +164,8 @@ class InstanceHost:
                 raise LabError(f"the base image path {self.base} holds one of , : \\ (overlayfs can't take it)")
             if not netns.mounted(self.disk):
                 netns.run("mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0755", "tmpfs", str(self.disk))
-            for d in ("upper", "work"):
-                (self.disk / d).mkdir(exist_ok=True)
+            for sub in ("upper", "work"):
+                (self.disk / sub).mkdir(exist_ok=True)
             # upper and work relative to the instance dir (mount runs there): the state dir's own
             # path, whatever it holds (quotes, spaces, commas), never goes into the option string.
             netns.run("mount", "-t", "overlay", "overlay", "-o",
