@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from lab import names
 from selftests.expectations import caught_by_a_host_check, expected_failures
 from selftests.suite_runner import REPO, run_suite
 
@@ -32,11 +33,12 @@ FINISHED_DRIFTS = ["db-reachable-from-internet", "db-ssh-revoked", "mariadb-stop
 INSTALLING = ["--stage", "installing", "--hardening=enforce"]
 
 
-def lab_leftovers() -> list[str]:
+def lab_leftovers(env: str, state_dir) -> list[str]:
+    """The env's own namespaces and mounts (other workers' labs come and go meanwhile)."""
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-    mounts = subprocess.run(["findmnt", "-rn", "-t", "overlay", "-o", "TARGET"], capture_output=True,
-                            text=True).stdout.split()
-    return sorted(n for n in netns if n.startswith("tl-")) + sorted(m for m in mounts if "twotier" in m)
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout.split()
+    return (sorted(n for n in netns if n.startswith(names.netns_prefix(env))) +
+            sorted(m for m in mounts if m.startswith(str(state_dir))))
 
 
 def provision_cli(*args, state_dir, timeout=900):
@@ -54,8 +56,9 @@ def articles_passed(junit) -> set[str]:
 
 @pytest.mark.xdist_group("st-e2e")     # its own environment, built and torn down by the suite
 def test_provision_proves_both_stages_and_leaves_nothing(tmp_path):
-    before = lab_leftovers()
-    v = run_suite(tmp_path, "--provision", "--env", "st-e2e", "--state-dir", str(tmp_path / "state"), timeout=1200)
+    state_dir = tmp_path / "state"
+    assert not lab_leftovers("st-e2e", state_dir)
+    v = run_suite(tmp_path, "--provision", "--env", "st-e2e", f"--state-dir={state_dir}", timeout=1200)
     assert v.returncode == 0 and not v.failed, v.output[-4000:]
     assert not v.not_checked, f"expected every check to look on the local target, found not checked: {v.not_checked}"
     assert not v.skipped, f"expected nothing left out of a serial --provision run, found {sorted(v.skipped)}"
@@ -65,8 +68,8 @@ def test_provision_proves_both_stages_and_leaves_nothing(tmp_path):
     assert {"test_nat_gateway_in_public_subnet_with_own_eip", "test_mariadb_installed_through_the_nat_gateway",
             "test_nat_gateway_deleted_and_its_elastic_ip_released", "test_db_no_longer_reaches_the_internet",
             "test_web_server_still_reaches_the_db"} <= v.passed
-    new = set(lab_leftovers()) - set(before)
-    assert not new, f"the lab left {sorted(new)}"
+    left = lab_leftovers("st-e2e", state_dir)
+    assert not left, f"the lab left {left}"
 
 
 # Two kept environments, each one xdist group (one worker): the drifts, each applied, checked and
