@@ -129,8 +129,7 @@ def test_moto_control_paths_are_refused_even_to_the_owner(gated):
 
 def test_the_aws_cli_works_with_the_labs_credentials(gated):
     srv, key_id, secret = gated
-    if not shutil.which("aws"):
-        pytest.skip("no aws CLI on this machine")
+    assert shutil.which("aws"), "the AWS CLI is missing: pip install -r requirements.txt (it pins awscli)"
     ec2_client(srv.endpoint, key_id, secret).create_vpc(CidrBlock="10.8.0.0/16")
     # AWS_DEFAULT_REGION too: this botocore's CLI reads it, not AWS_REGION.
     env = clean_env(AWS_ENDPOINT_URL=srv.endpoint, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret,
