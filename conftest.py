@@ -6,3 +6,8 @@ pytest_plugins = [
     "fixtures.environment",
     "fixtures.report",
 ]
+
+# `pytest .` or `pytest /path/to/repo` names the whole folder: the verification suite is tests/
+# only. The project's own tests run with their own ini (-c selftests/pytest.ini), which never loads
+# this file.
+collect_ignore = ["selftests", "bench", "examples", "reports", ".state"]
