@@ -41,8 +41,6 @@ What it models (rule name: behaviour):
                         standard zone by name does not offer t2.micro (DescribeInstanceTypeOfferings
                         leaves it out there) and the Local Zone offers only a few larger types;
                         RunInstances of a type a zone does not offer fails with `Unsupported`.
-                        A subnet created without a zone goes to the first zone that offers every
-                        type (AWS picks one; moto picks at random).
   others-instances      the account is shared: the first RunInstances tagged Env=X and Role=Y makes
                         "another team" launch a *stopped* instance in the region's default VPC with
                         the same Env and Role tags (and no Project tag), once per (Env, Role).
@@ -918,16 +916,6 @@ class RealismLayer:
         moved to the Local Zone once moto has it (see `_after`)."""
         zone = self._local_zone(req)
         if zone is None:
-            return
-        if not req.get("AvailabilityZone") and not req.get("AvailabilityZoneId"):
-            # AWS: "Default: AWS selects one for you." moto picks at random, so one subnet in six
-            # made without a zone (the article typed into the CLI) landed in the zone this layer
-            # makes short of t2.micro and refused the article's instances: a build that fails by
-            # dice. AWS's pick is not documented; here it is the first zone that offers every type.
-            names = self._standard_zone_names(req)
-            full = [n for n in names if all(self._offered(req, t, n) for t in self.zone_rules.unsupported_types)]
-            if full:
-                req.forward_params = (req.forward_params or req.params) + [("AvailabilityZone", full[0])]
             return
         if req.get("AvailabilityZone") == zone.name or req.get("AvailabilityZoneId") == zone.zone_id:
             params = [(k, v) for k, v in req.params if k not in ("AvailabilityZone", "AvailabilityZoneId")]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The article typed into the AWS CLI by someone who never heard of this project: their own names,
-# a key pair AWS makes (create-key-pair), subnets wherever AWS puts them, SSH open to one address,
+# a key pair AWS makes (create-key-pair), subnets in a zone that offers t2.micro, SSH open to one address,
 # the DB's rules from the web server's group. AWS_ENDPOINT_URL, the credentials and
 # AWS_DEFAULT_REGION come from the caller (the lab's, as `provision.py status` prints them).
 # Usage: article_by_cli.sh KEY_FILE ADMIN_CIDR   -- prints NAME=ID lines.
@@ -11,8 +11,14 @@ ec2() { aws ec2 "$@"; }
 vpc=$(ec2 create-vpc --cidr-block 10.0.0.0/16 --query Vpc.VpcId --output text \
       --tag-specifications 'ResourceType=vpc,Tags=[{Key=Name,Value=shop-vpc}]')
 ec2 modify-vpc-attribute --vpc-id "$vpc" --enable-dns-hostnames '{"Value":true}'
-public=$(ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.0.1.0/24 --query Subnet.SubnetId --output text)
-private=$(ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.0.2.0/24 --query Subnet.SubnetId --output text)
+# Not every zone offers every type (RunInstances answers Unsupported there): AWS's own advice is to
+# ask which zones offer it.
+zone=$(ec2 describe-instance-type-offerings --location-type availability-zone \
+       --filters Name=instance-type,Values=t2.micro --query 'InstanceTypeOfferings[0].Location' --output text)
+public=$(ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.0.1.0/24 --availability-zone "$zone" \
+         --query Subnet.SubnetId --output text)
+private=$(ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.0.2.0/24 --availability-zone "$zone" \
+          --query Subnet.SubnetId --output text)
 igw=$(ec2 create-internet-gateway --query InternetGateway.InternetGatewayId --output text)
 ec2 attach-internet-gateway --internet-gateway-id "$igw" --vpc-id "$vpc"
 public_rt=$(ec2 create-route-table --vpc-id "$vpc" --query RouteTable.RouteTableId --output text)
