@@ -25,6 +25,16 @@ pytestmark = [pytest.mark.local]
 ENV = "handmade"
 SCRIPT = Path(__file__).parent / "handmade" / "article_by_cli.sh"
 APT = "sudo DEBIAN_FRONTEND=noninteractive apt-get -qq"
+# Apache as RHEL-family httpd leaves it before any content (Amazon Linux 2023, the article's OS): no
+# index page, and / answers 403 with the test page (welcome.conf). Debian's apache2 made to do the same.
+RHEL_LIKE_WELCOME = (
+    "sudo mkdir -p /usr/share/httpd/noindex && "
+    "echo '<html><body><h1>It works!</h1></body></html>' | sudo tee /usr/share/httpd/noindex/index.html && "
+    "printf '%s\\n' '<LocationMatch \"^/+$\">' 'Options -Indexes' 'ErrorDocument 403 /.noindex.html' "
+    "'</LocationMatch>' '<Directory /usr/share/httpd/noindex>' 'Require all granted' '</Directory>' "
+    "'Alias /.noindex.html /usr/share/httpd/noindex/index.html' | sudo tee /etc/apache2/conf-available/welcome.conf && "
+    "sudo a2enconf -q welcome && sudo rm -f /var/www/html/index.html && sudo systemctl restart apache2 && "
+    "curl -s -o /dev/null -w '%{http_code}' http://localhost/")
 # With MariaDB on loopback only: the DB's own view (listening beyond loopback) and the web server's
 # connection both fail, and nothing else does.
 LOOPBACK_ONLY = {"test_mariadb_installed_running_enabled_listening", "test_web_server_gets_mariadb_greeting"}
@@ -93,6 +103,7 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
     try:
         # Apache on the web server, MariaDB on the DB through the NAT gateway, as the article does.
         run(web, f"{APT} update && {APT} install -y apache2")
+        assert run(web, RHEL_LIKE_WELCOME).split()[-1] == "403", "the web server should answer / with 403 now"
         run(db, f"{APT} update && {APT} install -y mariadb-server")
         # The careless step: MariaDB as the package leaves it, on loopback only.
         first = suite(tmp_path, b, "--stage", "installing")
@@ -100,6 +111,9 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
         assert first.failed == LOOPBACK_ONLY, (f"expected exactly {sorted(LOOPBACK_ONLY)} violated, found "
                                                f"{sorted(first.failed)}\n{first.output[-3000:]}")
         assert "test_nat_gateway_in_public_subnet_with_own_eip" in first.passed
+        # The test page's 403 is the site answering, as the article's reader sees it in a browser.
+        assert {"test_http_get_to_elastic_ip_answered_by_apache", "test_public_dns_name_resolves_and_site_answers"
+                } <= first.passed, sorted(first.failed)
 
         # The user's fix: listen beyond loopback.
         run(db, "printf '[mysqld]\\nbind-address = 0.0.0.0\\n' | sudo tee /etc/mysql/mariadb.conf.d/99-shop.cnf "

@@ -24,7 +24,7 @@ ARTICLE = ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2", "2.3", "2.4", "2.5",
 # The two lists take about as long to check (the disruptive one takes a stop and a start).
 HOST_DRIFTS_A = [("apache-disabled", True), ("http-rule-removed", False), ("db-icmp-revoked", False),
                  ("private-nat-route-deleted", False), ("dns-hostnames-off", False), ("apache-removed", False),
-                 ("sshd-db-password-login-on", False), ("sshd-web-root-login-on", False)]
+                 ("sshd-db-password-login-on", False), ("sshd-web-root-login-on", False), ("site-forbidden", False)]
 HOST_DRIFTS_B = [("db-ssh-revoked", False), ("db-reachable-from-internet", False), ("sshd-root-login-on", False),
                  ("sshd-password-login-on", False), ("db-3306-from-public-subnet", False), ("mariadb-stopped", False),
                  ("web-key-replaced", False), ("db-3306-open-to-world", False)]

@@ -83,7 +83,7 @@ def test_web_security_group_allows_ssh_from_admins(snap, expected, evidence):
 @pytest.mark.disruptive
 @pytest.mark.article("2.3")
 @pytest.mark.fails_on("web-eip-disassociated")
-@pytest.mark.fails_on_with_hosts("apache-disabled")
+@pytest.mark.fails_on_with_hosts("apache-disabled", "site-forbidden")
 def test_elastic_ip_survives_stop_and_start(snap, env, probe, verdict, evidence):
     before = snap.web.public_ip
     eip = snap.eip_of(snap.web)

@@ -197,14 +197,37 @@ def _log_time(text: str) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+# RHEL-family httpd (Amazon Linux 2 and 2023, RHEL, Fedora, Rocky) answers / with its test page and
+# status 403 while the document root has no index page (welcome.conf: ErrorDocument 403
+# /.noindex.html; the page says "Test Page", or "It works!" on Amazon Linux 2023). That is what the
+# article's reader sees once Apache is installed. Apache's own 403 ("Forbidden ... You don't have
+# permission") is a site that refuses its visitors.
+_TEST_PAGE = re.compile(r"test page|it works!", re.IGNORECASE)
+_FORBIDDEN_PAGE = re.compile(r"<title>403 Forbidden</title>", re.IGNORECASE)
+
+
+def site_answer(status: int, body: str) -> str:
+    """What GET / answered, when it is the site ("" when it is not): 200, or the test page."""
+    if status == 200:
+        return "200"
+    if status == 403 and _TEST_PAGE.search(body) and not _FORBIDDEN_PAGE.search(body):
+        return "403 with the web server's test page (no site content yet, as RHEL-family httpd answers)"
+    return ""
+
+
 @dataclass
 class Site:
     """What GET / at an address answered from the internet, or why it did not answer."""
     address: str
     status: int | None = None
     server: str = ""
-    problem: str = ""             # set when nothing answered 200: what the host did instead
+    answer: str = ""              # what the site answered (see site_answer); "" when it didn't
+    problem: str = ""             # set when nothing answered: what the host did instead
     lines: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.answer)
 
     def evidence(self) -> list[str]:
         return self.lines
@@ -298,7 +321,11 @@ class Probe:
             raise NotChecked(f"the internet vantage point is not available: {one_line(exc)}") from None
         else:
             site.status, site.server = status, headers.get("Server", "")
-            site.lines += [f"status {status}", f"Server: {site.server}", body[:200]]
+            site.answer = site_answer(status, body)
+            if not site.answer:
+                site.problem = f"status {status}" + (" (not the web server's test page)" if status == 403 else "")
+            site.lines += [f"status {status}" + (f": {site.answer}" if site.answer and status != 200 else ""),
+                           f"Server: {site.server}", body[:200]]
             return site
         site.lines.append(f"tcp {address}:80 {outcome}")
         if outcome == "refused":
@@ -354,22 +381,27 @@ class Probe:
         return found
 
     def wait_for_site(self, address: str) -> str | None:
-        """Wait (up to the target's boot timeout) for GET / at address to answer 200; None if it never did."""
+        """Wait (up to the target's boot timeout) for GET / at address to answer as a site does (200,
+        or the test page: see site_answer); None if it never did."""
         from ..errors import EnvError
         from ..waits import wait_until
 
         self.require_public(address, "HTTP from the internet not attempted")
 
+        seen = []
+
         def answered() -> bool:
             try:
-                return http_get(self._target, address)[0] == 200
+                status, _, body = http_get(self._target, address)
             except OSError:
                 return False
+            seen.append(site_answer(status, body))
+            return bool(seen[-1])
         try:
             wait_until(answered, f"Apache at {address}", timeout=self._target.boot_timeout, progress=lambda m: None)
         except EnvError:
             return None
-        return f"GET http://{address}/ answered 200"
+        return f"GET http://{address}/ answered {seen[-1]}"
 
 
 class _Conn(http.client.HTTPConnection):
