@@ -105,6 +105,17 @@ class Environment:
             self._snapshot = snapshot.read_snapshot(self.ec2, self.settings.region, web, db, env=env)
         return self._snapshot
 
+    def not_running(self, roles: tuple[str, ...]) -> str:
+        """Why these roles' hosts can't be looked at, from the API alone ("" when all are running):
+        a stopped server answers nothing, so a check of it can neither hold nor be violated."""
+        try:
+            snap = self.snapshot()
+        except Exception:  # noqa: BLE001 - no answer from the API here: the check itself will say so
+            return ""
+        down = [f"the {role} server is {getattr(snap, role).state}" for role in roles
+                if getattr(snap, role).state != "running"]
+        return "; ".join(down) + " (its state in the API)" if down else ""
+
     @property
     def last_snapshot(self) -> Snapshot | None:
         """The latest read, without reading again (the report uses it after teardown)."""

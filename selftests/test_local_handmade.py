@@ -5,6 +5,9 @@ hosts' software installed the way the article does it.
 One careless step first: MariaDB installed but left listening on loopback (Debian's default), so
 the web server gets no greeting. The suite must say exactly that, then hold everywhere once the
 user fixes it, and hold again after the article's last step (the NAT gateway deleted by hand).
+Last, a scheduled check while someone has stopped the DB: 4.1 violated, the DB's host checks not
+checked (with the instance's state as the reason), never held by a port that is closed because
+nothing runs behind it.
 Needs root, the lab's Debian packages and the AWS CLI (requirements.txt pins it).
 """
 from __future__ import annotations
@@ -137,3 +140,20 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
     assert finished.returncode == 0 and not finished.failed and not finished.not_checked, finished.output[-3000:]
     assert {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_db_no_longer_reaches_the_internet",
             "test_web_server_still_reaches_the_db"} <= finished.passed, sorted(finished.passed)
+
+    # A scheduled check while someone has stopped the DB: 4.1 is violated (it is not running), and
+    # nothing about the DB's host holds by default (a closed port proves nothing of a stopped server).
+    for step in (["stop-instances", "--instance-ids", b["db"]], ["wait", "instance-stopped", "--instance-ids", b["db"]]):
+        out = subprocess.run(cli + step, capture_output=True, text=True, env=b["cli_env"], timeout=300)
+        assert out.returncode == 0, out.stderr[-1500:]
+    daemon.wait_settled(b["state_dir"], timeout=60)
+    stopped = suite(tmp_path, b)
+    assert stopped.returncode == 1 and stopped.failed == {"test_db_instance_in_private_subnet_without_public_address"}, (
+        stopped.output[-3000:])
+    db_host_checks = {"test_web_server_pings_db", "test_ssh_to_db_through_web_server", "test_ssh_to_db_directly_fails",
+                      "test_mariadb_installed_running_enabled_listening", "test_web_server_gets_mariadb_greeting",
+                      "test_other_host_cannot_reach_mariadb", "test_db_no_longer_reaches_the_internet",
+                      "test_web_server_still_reaches_the_db"}
+    assert db_host_checks <= set(stopped.not_checked), sorted(stopped.not_checked)
+    assert all("the db server is stopped" in stopped.not_checked[n] for n in db_host_checks), stopped.not_checked
+    assert "test_apache_installed" in stopped.passed      # the web server is still looked at

@@ -69,6 +69,9 @@ class HostAccess:
             conns = self._connections()
             if role in self._logins:
                 return self._logins[role]
+            down = self._env.not_running((role,))
+            if down:
+                return self._remember(Login(role, "not attempted", down))
             if role == "web":
                 reason = not_public_reason(conns.web_addr)
                 if reason:
