@@ -81,10 +81,10 @@ def cmd_drifts(_args) -> int:
 def attach(env) -> None:
     """Reach the environment's API without creating anything (a kept environment)."""
     if not env.target.attach(progress=print):
+        if env.target.persistent:
+            raise EnvError(env.target.absent_reason())
         raise EnvError(f"no {env.target.name} environment {env.settings.env!r} to reach"
-                       + (" (the moto target keeps nothing between commands; use --target local)"
-                          if not env.target.persistent else
-                          f" (`python provision.py up --env {env.settings.env}` builds one)"))
+                       " (the moto target keeps nothing between commands; use --target local)")
 
 
 def cmd_up(args) -> int:

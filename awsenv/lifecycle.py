@@ -62,8 +62,7 @@ class Lifecycle:
                                                       "pytest --provision"))
         if self.provision or not target.attach(self.say):
             if not self.provision and target.persistent:
-                raise EnvError(f"no {target.name} environment {self.env.settings.env!r} is running: build one with "
-                               f"`python provision.py up --env {self.env.settings.env}` or run with --provision")
+                raise EnvError(target.absent_reason())
             self.record.stages.update(target.prepare(progress=self.say))
             with self.record.stage("api and data plane start"):
                 self.opened_here = target.open(progress=self.say)

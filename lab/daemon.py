@@ -87,6 +87,16 @@ def _is_our_daemon(pid: int, env: str) -> bool:
     return b"lab.daemon" in cmd and env.encode() in cmd and instances.alive(pid)
 
 
+def dead_daemon(env: str, state_dir: Path) -> int | None:
+    """The PID of this env's daemon when it is gone (crashed, killed, a reboot) but left its state
+    file or its hosts behind; None when it runs or left nothing."""
+    names.check_env(env)
+    state = _read_state(Path(state_dir))
+    if not state or state.get("env") != env or _is_our_daemon(state.get("pid", 0), env):
+        return None
+    return int(state.get("pid", 0)) or None
+
+
 def status(env: str, state_dir: Path) -> dict | None:
     """endpoint, pid, running containers, namespaces; None when no daemon of this env runs."""
     names.check_env(env)

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import boto3
@@ -68,3 +69,30 @@ def test_start_is_idempotent_and_recovers_and_stop_cleans_after_a_crash(tmp_path
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert not [line for line in ps.splitlines() if "systemd-nspawn" in line and str(tmp_path) in line], \
         "an orphaned container is still running"
+
+
+def test_a_kept_environment_whose_lab_died_says_so(tmp_path):
+    """`pytest --env X` and `provision.py status` after the lab's daemon died: one line that says the
+    lab is gone and how to clean up, not "no environment" (which reads as if it was never built)."""
+    from selftests.suite_runner import REPO, run_suite
+
+    try:
+        daemon.check_prerequisites()
+    except daemon.LabPrerequisiteError as exc:
+        pytest.skip(str(exc))
+    env = "labcrash-kept"
+    try:
+        daemon.start(env, tmp_path, "us-east-1", progress=print)
+        crash(tmp_path)
+        v = run_suite(tmp_path, "--target", "local", "--env", env, f"--state-dir={tmp_path}")
+        status = subprocess.run([sys.executable, str(REPO / "provision.py"), "status", "--env", env,
+                                 f"--state-dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+        for out, rc in ((v.output, v.returncode), (status.stderr, status.returncode)):
+            assert rc != 0 and "is gone" in out and f"provision.py down --env {env}" in out, out[-1500:]
+        assert "Traceback" not in status.stderr
+    finally:
+        daemon.stop(env, tmp_path, progress=print)
+    # Cleaned up: now it is simply not there.
+    after = subprocess.run([sys.executable, str(REPO / "provision.py"), "status", "--env", env,
+                            f"--state-dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert after.returncode != 0 and "is gone" not in after.stderr and "no local environment" in after.stderr, after.stderr

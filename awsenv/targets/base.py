@@ -103,6 +103,12 @@ class Target:
         self.open(progress)
         return True
 
+    def absent_reason(self) -> str:
+        """Why attach() found no environment, with what to do (for the one-line error)."""
+        env = self.settings.env
+        return (f"no {self.name} environment {env!r} is running: build one with `python provision.py up --env {env}`"
+                " (or run pytest with --provision)")
+
     def close(self, progress=print) -> None:
         """Release what open() started; safe to call twice."""
 

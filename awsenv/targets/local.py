@@ -100,6 +100,17 @@ class LocalTarget(Target):
                            f"not {self.settings.region}; pass --region {self._api.region}")
         return self._api is not None
 
+    def absent_reason(self) -> str:
+        from lab import daemon
+
+        env = self.settings.env
+        pid = daemon.dead_daemon(env, self.settings.state_dir)
+        if pid:
+            return (f"the lab of local environment {env!r} is gone (its daemon, pid {pid}, ended without stopping it: "
+                    f"a crash, a kill or a reboot), and what it held went with it: `python provision.py down --env "
+                    f"{env}` cleans up what is left, then `up` builds it again")
+        return super().absent_reason()
+
     def close(self, progress=print) -> None:
         from lab import daemon
 
