@@ -219,14 +219,13 @@ def login_counts(config: Path) -> dict[str, int]:
 
 def disk_memory(kept: Path) -> None:
     """What the instances' disks (their own tmpfs each) hold in memory once both hosts are set up."""
-    from lab.instances import DISK_SIZE
+    from lab.instances import DISK_GIB
 
-    cap = int(DISK_SIZE.rstrip("g")) * 2**30
     print("\ninstance disks of a kept environment (tmpfs, memory taken only for what is written):")
     for disk in sorted((kept / "instances").glob("i-*/disk")):
         st = os.statvfs(disk)
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
-        print(f"  {disk.parent.name:<22} {used / 2**20:7.0f} MB  (cap {DISK_SIZE}, {ratio(used, cap)})")
+        print(f"  {disk.parent.name:<22} {used / 2**20:7.0f} MB  (cap {DISK_GIB} GiB, {ratio(used, DISK_GIB * 2**30)})")
 
 
 def check_only(tmp: Path, kept: Path, repeat: int) -> None:

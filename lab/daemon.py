@@ -88,8 +88,8 @@ def _is_our_daemon(pid: int, env: str) -> bool:
 
 
 def dead_daemon(env: str, state_dir: Path) -> int | None:
-    """The PID of this env's daemon when it is gone (crashed, killed, a reboot) but left its state
-    file or its hosts behind; None when it runs or left nothing."""
+    """The PID of this env's daemon when it is gone (crashed, killed, a reboot) but its state file
+    is still there (stop() removes it); None when it runs or was stopped."""
     names.check_env(env)
     state = _read_state(Path(state_dir))
     if not state or state.get("env") != env or _is_our_daemon(state.get("pid", 0), env):

@@ -20,6 +20,7 @@ import pytest
 
 from lab import daemon, names, netns, vantage
 from lab.errors import LabPrerequisiteError
+from selftests.by_hand import jump, run, ssh
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -133,27 +134,12 @@ def lab(tmp_path_factory):
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def ssh(host: str, sock, key, timeout: float = 10.0) -> paramiko.SSHClient:
-    c = paramiko.SSHClient()
-    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    c.connect(host, username="ec2-user", pkey=key, sock=sock, timeout=timeout, banner_timeout=timeout,
-              auth_timeout=timeout, allow_agent=False, look_for_keys=False)
-    return c
-
-
 def web_ssh(env: Env) -> paramiko.SSHClient:
     return ssh(env.web_eip, vantage.connect(ENV, env.web_eip, 22), env.key)
 
 
 def db_ssh(web: paramiko.SSHClient, env: Env) -> paramiko.SSHClient:
-    chan = web.get_transport().open_channel("direct-tcpip", (env.db_ip, 22), ("127.0.0.1", 0), timeout=10)
-    return ssh(env.db_ip, chan, env.key)
-
-
-def run(client: paramiko.SSHClient, cmd: str, timeout: float = 300) -> tuple[int, str]:
-    _, out, err = client.exec_command(cmd, timeout=timeout)
-    rc = out.channel.recv_exit_status()
-    return rc, out.read().decode() + err.read().decode()
+    return jump(web, env.db_ip, env.key)
 
 
 def unreachable(env_host: str, port: int, origin: str = "internet") -> str:

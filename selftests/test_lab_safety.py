@@ -33,6 +33,7 @@ from lab import world as world_mod
 from lab.converge import Converger
 from lab.errors import LabError, LabPrerequisiteError
 from lab.world import Instance, Rule, SecurityGroup, Subnet, Vpc, World
+from selftests.by_hand import clean_env
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,13 +64,6 @@ def http_status(url: str, method: str = "GET", data: bytes | None = None) -> int
             return r.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_CONFIG_FILE="/nonexistent/aws-config", AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-creds",
-               AWS_EC2_METADATA_DISABLED="true", **extra)
-    return env
 
 
 # --- the gate, on a bare emulated API (no root) -------------------------------------------------

@@ -12,7 +12,6 @@ Needs root, the lab's Debian packages and the AWS CLI (requirements.txt pins it)
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from lab import daemon, internet, vantage
 from lab.errors import LabPrerequisiteError
+from selftests.by_hand import clean_env, jump, run, ssh
 from selftests.suite_runner import run_suite
 
 pytestmark = [pytest.mark.local]
@@ -43,20 +43,16 @@ RHEL_LIKE_WELCOME = (
 LOOPBACK_ONLY = {"test_mariadb_installed_running_enabled_listening", "test_web_server_gets_mariadb_greeting"}
 
 
-def ssh(host: str, sock, key: paramiko.PKey) -> paramiko.SSHClient:
-    c = paramiko.SSHClient()
-    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    c.connect(host, username="ec2-user", pkey=key, sock=sock, timeout=10, banner_timeout=10, auth_timeout=10,
-              allow_agent=False, look_for_keys=False)
-    return c
-
-
-def run(client: paramiko.SSHClient, cmd: str) -> str:
-    _, out, err = client.exec_command(cmd, timeout=300)
-    rc = out.channel.recv_exit_status()
-    text = out.read().decode() + err.read().decode()
+def ok(client: paramiko.SSHClient, cmd: str) -> str:
+    rc, text = run(client, cmd)
     assert rc == 0, f"{cmd!r} exited {rc}: {text[-1500:]}"
     return text
+
+
+def aws(b, *args: str) -> None:
+    """One AWS CLI command (ec2 ...) against the lab, as the user types it."""
+    out = subprocess.run(["aws", "ec2", *args], capture_output=True, text=True, env=b["cli_env"], timeout=300)
+    assert out.returncode == 0, out.stderr[-1500:]
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +66,8 @@ def handmade(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("handmade")
     try:
         api = daemon.start(ENV, state_dir, "us-east-1", progress=print)
-        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        cli_env.update(AWS_ENDPOINT_URL=api.endpoint, AWS_ACCESS_KEY_ID=api.access_key_id,
-                       AWS_SECRET_ACCESS_KEY=api.secret_access_key, AWS_DEFAULT_REGION=api.region,
-                       AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        cli_env = clean_env(AWS_ENDPOINT_URL=api.endpoint, AWS_ACCESS_KEY_ID=api.access_key_id,
+                            AWS_SECRET_ACCESS_KEY=api.secret_access_key, AWS_DEFAULT_REGION=api.region)
         key_file = state_dir / "shop-key.pem"
         admin = f"{internet.VANTAGE_IP}/32"     # "My IP" in the console: where this user's SSH comes from
         out = subprocess.run(["bash", str(SCRIPT), str(key_file), admin], capture_output=True, text=True,
@@ -90,8 +84,7 @@ def connect(b) -> tuple[paramiko.SSHClient, paramiko.SSHClient]:
     """SSH to the web server from the internet, and to the DB through it (a jump, as the article)."""
     key = paramiko.RSAKey.from_private_key_file(str(b["key_file"]))
     web = ssh(b["web_address"], vantage.connect(ENV, b["web_address"], 22), key)
-    chan = web.get_transport().open_channel("direct-tcpip", (b["db_address"], 22), ("127.0.0.1", 0), timeout=10)
-    return web, ssh(b["db_address"], chan, key)
+    return web, jump(web, b["db_address"], key)
 
 
 def suite(tmp_path, b, *args):
@@ -105,9 +98,9 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
     web, db = connect(b)
     try:
         # Apache on the web server, MariaDB on the DB through the NAT gateway, as the article does.
-        run(web, f"{APT} update && {APT} install -y apache2")
-        assert run(web, RHEL_LIKE_WELCOME).split()[-1] == "403", "the web server should answer / with 403 now"
-        run(db, f"{APT} update && {APT} install -y mariadb-server")
+        ok(web, f"{APT} update && {APT} install -y apache2")
+        assert ok(web, RHEL_LIKE_WELCOME).split()[-1] == "403", "the web server should answer / with 403 now"
+        ok(db, f"{APT} update && {APT} install -y mariadb-server")
         # The careless step: MariaDB as the package leaves it, on loopback only.
         first = suite(tmp_path, b, "--stage", "installing")
         assert first.returncode == 1, first.output[-3000:]
@@ -119,7 +112,7 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
                 } <= first.passed, sorted(first.failed)
 
         # The user's fix: listen beyond loopback.
-        run(db, "printf '[mysqld]\\nbind-address = 0.0.0.0\\n' | sudo tee /etc/mysql/mariadb.conf.d/99-shop.cnf "
+        ok(db, "printf '[mysqld]\\nbind-address = 0.0.0.0\\n' | sudo tee /etc/mysql/mariadb.conf.d/99-shop.cnf "
                 "&& sudo systemctl restart mariadb")
     finally:
         db.close()
@@ -129,12 +122,9 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
     assert LOOPBACK_ONLY | {"test_mariadb_installed_through_the_nat_gateway"} <= fixed.passed, sorted(fixed.passed)
 
     # The article's last step, by hand: the NAT gateway deleted, its Elastic IP released.
-    cli = ["aws", "ec2"]
-    for step in (["delete-nat-gateway", "--nat-gateway-id", b["nat"]],
-                 ["wait", "nat-gateway-deleted", "--nat-gateway-ids", b["nat"]],
-                 ["release-address", "--allocation-id", b["nat_eip"]]):
-        out = subprocess.run(cli + step, capture_output=True, text=True, env=b["cli_env"], timeout=300)
-        assert out.returncode == 0, out.stderr[-1500:]
+    aws(b, "delete-nat-gateway", "--nat-gateway-id", b["nat"])
+    aws(b, "wait", "nat-gateway-deleted", "--nat-gateway-ids", b["nat"])
+    aws(b, "release-address", "--allocation-id", b["nat_eip"])
     daemon.wait_settled(b["state_dir"], timeout=60)
     finished = suite(tmp_path, b)
     assert finished.returncode == 0 and not finished.failed and not finished.not_checked, finished.output[-3000:]
@@ -143,9 +133,8 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
 
     # A scheduled check while someone has stopped the DB: 4.1 is violated (it is not running), and
     # nothing about the DB's host holds by default (a closed port proves nothing of a stopped server).
-    for step in (["stop-instances", "--instance-ids", b["db"]], ["wait", "instance-stopped", "--instance-ids", b["db"]]):
-        out = subprocess.run(cli + step, capture_output=True, text=True, env=b["cli_env"], timeout=300)
-        assert out.returncode == 0, out.stderr[-1500:]
+    aws(b, "stop-instances", "--instance-ids", b["db"])
+    aws(b, "wait", "instance-stopped", "--instance-ids", b["db"])
     daemon.wait_settled(b["state_dir"], timeout=60)
     stopped = suite(tmp_path, b)
     assert stopped.returncode == 1 and stopped.failed == {"test_db_instance_in_private_subnet_without_public_address"}, (
