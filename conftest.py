@@ -1,4 +1,14 @@
 """Loads the suite's plugin (fixtures/): options, verdicts, lifecycle, fixtures, report."""
+import sys
+
+from awsenv.install import missing_line
+
+_missing = missing_line("pytest")
+if _missing:
+    # SystemExit, not an exception pytest would wrap in "ImportError while loading conftest".
+    print(f"error: {_missing}", file=sys.stderr)
+    raise SystemExit(4)
+
 pytest_plugins = [
     "fixtures.options",
     "fixtures.verdicts",

@@ -16,10 +16,17 @@ import argparse
 import signal
 import sys
 
-from botocore.exceptions import BotoCoreError, ClientError
+from awsenv.install import missing_line
 
-from awsenv.errors import EnvError, one_line
-from awsenv.settings import OPTIONS
+_missing = missing_line("provision.py")
+if _missing:
+    sys.exit(f"error: {_missing}")
+
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402 - only once the packages are known to be there
+
+from awsenv import interrupts  # noqa: E402
+from awsenv.errors import EnvError, one_line  # noqa: E402
+from awsenv.settings import OPTIONS  # noqa: E402
 
 EXIT_ERROR = 2
 
@@ -257,7 +264,7 @@ def cmd_drift(args) -> int:
 
 
 def main(argv=None) -> int:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    interrupts.arm()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `provision.py status | head` ends quietly
     args = parse(argv if argv is not None else sys.argv[1:])
     handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh-config": cmd_ssh_config,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -184,10 +185,17 @@ def aws(request) -> Server:
 
 
 def provision(server: Server, state_dir: Path, *args: str, env: dict | None = None, faults: dict | None = None,
-              timeout: float = 120) -> subprocess.CompletedProcess:
+              timeout: float = 120, start_ignoring_sigint: bool = False) -> subprocess.CompletedProcess:
+    """provision.py --target aws against the server. `start_ignoring_sigint`: as a background job of a
+    non-interactive shell (a CI runner's) starts, with SIGINT inherited as ignored."""
     cmd = [sys.executable, str(REPO / "provision.py"), *args, "--target", "aws", "--state-dir", str(state_dir)]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=env or server.env(faults=faults))
+                          env=env or server.env(faults=faults),
+                          preexec_fn=ignore_sigint if start_ignoring_sigint else None)
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def up_args(env_name: str) -> list[str]:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from lab import names
+from selftests.moto_server import ignore_sigint
 from selftests.suite_runner import NO_REPORTS, REPO
 
 pytestmark = [pytest.mark.local, pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
@@ -33,7 +34,7 @@ def test_interrupted_provision_leaves_nothing(tmp_path, sig, after_line):
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
                              str(REPO / "pytest.ini"), "-o", NO_REPORTS, "--provision", "--env", env,
                              f"--state-dir={tmp_path}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=ignore_sigint)   # as a CI runner's background job starts
     seen = []
     deadline = time.monotonic() + 300
     for line in proc.stdout:
