@@ -126,7 +126,7 @@ def test_scheduled_compliance_workflow_is_check_only():
     wf = yaml.safe_load(text)
     on = wf.get("on", wf.get(True))
     assert on["schedule"][0]["cron"], "expected a cron schedule"
-    assert wf["permissions"]["id-token"] == "write", "expected OIDC (id-token: write)"
+    assert wf["jobs"]["check"]["permissions"]["id-token"] == "write", "expected OIDC (id-token: write)"
     steps = wf["jobs"]["check"]["steps"]
     uses = [s.get("uses", "") for s in steps]
     assert any(u.startswith("aws-actions/configure-aws-credentials") for u in uses)
