@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Build, show, check against drift, or remove the article's two-tier environment.
 
-    python provision.py up     [--target local|moto|aws] [--env NAME] [settings...]
-    python provision.py down   [--target ...] [--env NAME]
-    python provision.py status [--target ...] [--env NAME]
-    python provision.py ssh-config [--env NAME]        # then: ssh -F FILE web / ssh -F FILE db
-    python provision.py drifts                          # the drift catalogue
-    python provision.py drift NAME [--revert] [--env NAME]
-    python provision.py sweep --older-than 2h [--target ...]   # remove expired/old environments
+    .venv/bin/python provision.py up     [--target local|moto|aws] [--env NAME] [settings...]
+    .venv/bin/python provision.py down   [--target ...] [--env NAME]
+    .venv/bin/python provision.py status [--target ...] [--env NAME]
+    .venv/bin/python provision.py ssh-config [--env NAME]        # then: ssh -F FILE web / ssh -F FILE db
+    .venv/bin/python provision.py drifts                          # the drift catalogue
+    .venv/bin/python provision.py drift NAME [--revert] [--env NAME]
+    .venv/bin/python provision.py sweep --older-than 2h [--target ...]   # remove expired/old environments
 Errors are one line on stderr and a non-zero exit; nothing half-built is left behind by `up`.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ if _missing:
 
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402 - only once the packages are known to be there
 
-from awsenv import interrupts  # noqa: E402
+from awsenv import interrupts, statedir  # noqa: E402
 from awsenv.errors import EnvError, one_line  # noqa: E402
 from awsenv.settings import OPTIONS  # noqa: E402
 
@@ -35,7 +35,8 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="provision.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmds = {
-        "up": "build the environment (idempotent: running it again creates nothing new)",
+        "up": "build the environment, the article's last step included (run again, it completes what is missing; "
+              "on a finished environment it builds a NAT gateway again for the install and deletes it again)",
         "down": "remove everything the environment holds, in a safe order (also after a crash)",
         "status": "show the environment's resources (and, on local, its API endpoint)",
         "ssh-config": "print an OpenSSH config for the environment's hosts (written to STATE_DIR/ssh_config too)",
@@ -232,6 +233,9 @@ def _down(env) -> int:
             print(line, file=sys.stderr)
         return 1
     print(f"env {env.settings.env}: nothing left")
+    kept = statedir.kept_line(env.settings)
+    if kept:
+        print(kept)
     return 0
 
 

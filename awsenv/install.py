@@ -28,3 +28,17 @@ def missing_line(tool: str) -> str | None:
         return None
     return (f"{tool}: the project's Python packages are not installed for {sys.executable} "
             f"(missing: {', '.join(gone)}): {INSTALL}")
+
+
+def provision_command(args: str) -> str:
+    """`provision.py ARGS` as the user can type it: with the interpreter running now (the project's
+    venv, `.venv/bin/python`), never a bare `python` that a fresh machine lacks."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    exe = Path(sys.executable)
+    try:
+        python = str(exe.relative_to(repo))
+    except ValueError:
+        python = str(exe)
+    return f"{python} provision.py {args}"

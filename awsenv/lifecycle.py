@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .environment import Environment
 from .errors import EnvError
 from .hosts import setup as hostsetup
+from .install import provision_command
 from .provisioning import teardown
 from .provisioning.lock import environment_lock
 from .provisioning.provisioner import Provisioner
@@ -84,7 +85,7 @@ class Lifecycle:
             self.refused = True
             raise EnvError(f"env {env.settings.env!r} already exists; --provision builds a fresh one and removes it "
                            f"afterwards: choose another --env, check it without --provision, or remove it "
-                           f"(python provision.py down --env {env.settings.env})")
+                           f"({provision_command(f'down{env.target.target_option()} --env {env.settings.env}')})")
         with self.record.stage("provision through the API"):
             built = provisioner.up()
             env.target.settle()

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Benchmarks of the local target, printed as figures and ratios to their targets (never asserted in tests).
 
-    python bench/benchmark.py                # warm end-to-end by stage (median of 3), check-only vs floor
-    python bench/benchmark.py --cold         # first the fresh-machine path: image + mirror, then a cold
-                                             # end-to-end run (each with an empty lab cache), ~1.5 min more
-    python bench/benchmark.py --cold-image   # only the cold image + mirror build
+    .venv/bin/python bench/benchmark.py                # warm end-to-end by stage (median of 3), check-only vs floor
+    .venv/bin/python bench/benchmark.py --cold         # first the fresh-machine path: image + mirror, then a cold
+                                                       # end-to-end run (each with an empty lab cache), ~1.5 min more
+    .venv/bin/python bench/benchmark.py --cold-image   # only the cold image + mirror build
+    .venv/bin/python bench/benchmark.py --quick-start  # README's two commands in a fresh clone (~10 min)
+
+Its environments are named PREFIX-cold, PREFIX-warm and PREFIX-keep (`--env-prefix`, default
+`bench`), so they never meet a user's own. The figures go to bench/figures.json (bench/figures.py
+makes README's table from it).
 
 Targets (2 cores): cold `pytest --provision` (fresh machine: no image, no mirror) <= 150 s,
 warm `pytest --provision` <= 25 s, a check-only run <= 1.2 x its floor (the same API reads and host
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 STATS = REPO / "reports" / "run-stats.json"
 sys.path.insert(0, str(REPO))
 
+import figures  # noqa: E402 - bench/figures.py, beside this file
+
 COLD_TARGET = 150.0         # s, fresh machine to the first report
 WARM_TARGET = 25.0          # s, image and mirror cached
 IMAGE_TARGET = COLD_TARGET - WARM_TARGET   # s, what the cold path may add: the image and the mirror
@@ -41,6 +49,7 @@ CHECK_ONLY_FLOOR_RATIO = 1.2
 API_CALLS_TARGET = 15
 # Stages that only a cold run has (they take ~0 s warm): their sum is held to IMAGE_TARGET.
 IMAGE_STAGES = ("base image", "package mirror", "base image and package mirror")
+PREFIX = "bench"     # --env-prefix
 
 
 def pytest_run(tmp: Path, *args: str, env: dict | None = None) -> tuple[float, dict]:
@@ -148,7 +157,22 @@ def main() -> int:
     ap.add_argument("--warm-runs", type=int, default=3, help="warm end-to-end runs to take the median of")
     ap.add_argument("--repeat", type=int, default=3, help="check-only runs to take the median of")
     ap.add_argument("--check-only", action="store_true", help="only the check-only measurements")
+    ap.add_argument("--quick-start", action="store_true",
+                    help="only README's two quick-start commands, timed in a fresh clone with empty caches")
+    ap.add_argument("--env-prefix", default="bench", metavar="PREFIX",
+                    help="name the benchmark's environments PREFIX-cold, PREFIX-warm, PREFIX-keep [bench]")
     args = ap.parse_args()
+    global PREFIX
+    PREFIX = args.env_prefix
+    from awsenv.errors import EnvError
+    from awsenv.settings import check_env_name
+
+    try:
+        check_env_name(f"{PREFIX}-cold")
+    except EnvError as exc:
+        ap.error(f"--env-prefix: {exc}")
+    if args.quick_start:
+        return quick_start()
     tmp = Path(tempfile.mkdtemp(prefix="twotier-bench-"))
     try:
         if args.cold or args.cold_image:
@@ -159,29 +183,67 @@ def main() -> int:
                 return 0
             cache, env = empty_cache(tmp, "cold-cache")
             try:
-                wall, stats = pytest_run(tmp, "--provision", "--env", "bench-cold", f"--state-dir={tmp / 'cold'}",
+                wall, stats = pytest_run(tmp, "--provision", "--env", f"{PREFIX}-cold", f"--state-dir={tmp / 'cold'}",
                                          env=env)
                 stage_table("cold pytest --provision (empty lab cache)", wall, stats, COLD_TARGET)
+                image = sum(s for n, s in stats.get("stages_seconds", {}).items() if n in IMAGE_STAGES)
+                figures.record("cold_total", wall, f"image + mirror {image:.1f} s")
             finally:
                 drop_cache(cache)
         if not args.check_only:
             # The installs inside the hosts vary by a few seconds from run to run (two package
             # installs on two cores): the median of a few runs, each run's wall time shown.
-            runs = [pytest_run(tmp, "--provision", "--env", "bench-warm", f"--state-dir={tmp / f'warm-{i}'}")
+            runs = [pytest_run(tmp, "--provision", "--env", f"{PREFIX}-warm", f"--state-dir={tmp / f'warm-{i}'}")
                     for i in range(args.warm_runs)]
             runs.sort(key=lambda r: r[0])
             wall, stats = runs[len(runs) // 2]
             stage_table(f"warm pytest --provision, median of {len(runs)} runs "
                         f"({', '.join(f'{w:.1f}' for w, _ in runs)} s)", wall, stats, WARM_TARGET)
+            installs = stats.get("stages_seconds", {}).get("install Apache and MariaDB", 0.0)
+            figures.record("warm_median", wall, f"median of {len(runs)}: {', '.join(f'{w:.1f}' for w, _ in runs)} s; "
+                                                f"Apache's and MariaDB's installs {installs:.1f} s of it")
 
         kept = tmp / "kept"
-        provision("up", "--env", "bench-keep", f"--state-dir={kept}")
+        provision("up", "--env", f"{PREFIX}-keep", f"--state-dir={kept}")
         try:
             disk_memory(kept)
             check_only(tmp, kept, args.repeat)
         finally:
-            provision("down", "--env", "bench-keep", f"--state-dir={kept}")
+            provision("down", "--env", f"{PREFIX}-keep", f"--state-dir={kept}")
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def quick_start() -> int:
+    """README's two quick-start commands as a new user runs them: a fresh clone of HEAD, empty pip and
+    lab caches (everything downloaded and built again); the Debian packages are what this machine has."""
+    tmp = Path(tempfile.mkdtemp(prefix="twotier-quick-start-"))
+    try:
+        clone = tmp / "twotier"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        cache = tmp / "lab-cache"
+        cache.mkdir()
+        env = dict(os.environ, TWOTIER_LAB_CACHE=str(cache), PIP_CACHE_DIR=str(tmp / "pip-cache"),
+                   AWS_EC2_METADATA_DISABLED="true")
+        times = {}
+        for key, command in (("quick_start_main", "bash .ci/setup && .venv/bin/pytest --provision"),
+                             ("quick_start_tests", "bash .ci/run")):
+            print(f"\n{command}  (in {clone})", flush=True)
+            t0 = time.monotonic()
+            proc = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True)
+            times[key] = time.monotonic() - t0
+            tail = [ln for ln in proc.stdout.splitlines() if ln.strip()][-1:] or [""]
+            print(f"  exit {proc.returncode} in {times[key]:.1f} s: {tail[0]}")
+            if proc.returncode != 0:
+                print(proc.stdout[-3000:], proc.stderr[-2000:])
+                raise SystemExit(f"{command} failed")
+        figures.record("quick_start_main", times["quick_start_main"])
+        passed = re.search(r"(\d+) passed", proc.stdout)
+        figures.record("quick_start_tests", times["quick_start_tests"],
+                       f"{times['quick_start_tests'] / 60:.1f} min, {passed.group(1) if passed else '?'} tests")
+    finally:
+        drop_cache(tmp / "lab-cache")
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
@@ -222,14 +284,20 @@ def disk_memory(kept: Path) -> None:
     from lab.instances import DISK_GIB
 
     print("\ninstance disks of a kept environment (tmpfs, memory taken only for what is written):")
+    seen = []
     for disk in sorted((kept / "instances").glob("i-*/disk")):
         st = os.statvfs(disk)
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
         print(f"  {disk.parent.name:<22} {used / 2**20:7.0f} MB  (cap {DISK_GIB} GiB, {ratio(used, DISK_GIB * 2**30)})")
+        seen.append(used / 2**20)
+    if len(seen) == 2:
+        # The web server installs less than the DB (Apache vs MariaDB): the smaller disk is the web server's.
+        web, db = sorted(seen)
+        figures.record("disk_memory", db, f"web {web:.0f} MB, DB {db:.0f} MB")
 
 
 def check_only(tmp: Path, kept: Path, repeat: int) -> None:
-    provision("ssh-config", "--env", "bench-keep", f"--state-dir={kept}")
+    provision("ssh-config", "--env", f"{PREFIX}-keep", f"--state-dir={kept}")
     config = counting_config(kept / "ssh_config", tmp)
     try:
         # The first reading opens our master connections; a reading adds nothing after that (checked).
@@ -239,7 +307,7 @@ def check_only(tmp: Path, kept: Path, repeat: int) -> None:
         per_reading = {role: c1[role] - c0[role] for role in c1}
         walls, stats = [], {}
         for _ in range(repeat):
-            wall, stats = pytest_run(tmp, "--env", "bench-keep", f"--state-dir={kept}")
+            wall, stats = pytest_run(tmp, "--env", f"{PREFIX}-keep", f"--state-dir={kept}")
             walls.append(wall)
         c2 = login_counts(config)
     finally:
@@ -249,7 +317,7 @@ def check_only(tmp: Path, kept: Path, repeat: int) -> None:
 
     floors = []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, str(REPO / "bench" / "floor.py"), "bench-keep", str(kept), str(STATS)],
+        out = subprocess.run([sys.executable, str(REPO / "bench" / "floor.py"), f"{PREFIX}-keep", str(kept), str(STATS)],
                              cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
         if out.returncode != 0:
             raise SystemExit(f"floor failed: {out.stderr[-800:]}")
@@ -265,6 +333,9 @@ def check_only(tmp: Path, kept: Path, repeat: int) -> None:
           f"{ratio(stats['api_calls'], API_CALLS_TARGET)})")
     print(f"  SSH logins seen by the hosts   web {per_run['web']:.0f}, db {per_run['db']:.0f} per run (target 1 each)")
     print(f"  host commands                  {len(stats['host_commands']):6d}")
+    figures.record("check_only_ratio", wall / floor,
+                   f"{wall:.1f} s vs {floor:.1f} s; {stats['api_calls']} API calls; SSH logins per run: "
+                   f"web {per_run['web']:.0f}, db {per_run['db']:.0f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from ..errors import EnvError
+from ..install import provision_command
 from .rules import WORLD, Admits, Judge, Permission, flatten, prefix_list_ids
 
 __all__ = ["WORLD", "Admits", "Permission", "Snapshot"]     # Permission lives in rules.py, read here
@@ -281,7 +282,7 @@ def _one_instance(ec2, filters, what: str, env_hint: bool = False) -> dict:
                           "Values": ["pending", "running", "stopping", "stopped"]}]
     found = [i for r in _paged(ec2, "describe_instances", "Reservations", Filters=filters) for i in r["Instances"]]
     if not found:
-        hint = " (provision it with `python provision.py up`, or check --target/--region)" if env_hint else ""
+        hint = f" (provision it with `{provision_command('up')}`, or check --target/--region)" if env_hint else ""
         raise EnvError(f"no instance matches {what}{hint}")
     if len(found) > 1:
         raise EnvError(f"{len(found)} instances match {what} ({', '.join(i['InstanceId'] for i in found)}); "

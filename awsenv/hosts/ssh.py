@@ -6,6 +6,8 @@ the run. The same facts are written as an ssh_config that OpenSSH accepts (`ssh 
 from __future__ import annotations
 
 import functools
+import os
+import stat
 import threading
 from pathlib import Path
 
@@ -212,13 +214,34 @@ def ssh_config(settings: Settings, web_addr: str, db_addr: str, proxy_command: s
     """An ssh_config a person can use with OpenSSH: `ssh -F FILE web`, `ssh -F FILE db`."""
     common = (f"  User {settings.ssh_user}\n  IdentityFile {_quoted(settings.key_file)}\n  IdentitiesOnly yes\n"
               f"  UserKnownHostsFile {_quoted(pin_file(settings))}\n  StrictHostKeyChecking accept-new\n"
-              f"  ControlMaster auto\n  ControlPath {_quoted(settings.state_dir / 'cm-%r@%h:%p')}\n"
+              f"  ControlMaster auto\n  ControlPath {_quoted(control_dir(settings) / 'cm-%h-%p')}\n"
               "  ControlPersist 60\n")
     web = f"Host web\n  HostName {web_addr}\n{common}"
     if proxy_command:
         web += f"  ProxyCommand {proxy_command}\n"
     db = f"Host db\n  HostName {db_addr}\n{common}  ProxyJump web\n"
     return f"{SSH_CONFIG_HEADER} {settings.env} on target {settings.target}\n{web}\n{db}"
+
+
+# A Unix socket's path holds at most 107 bytes, and OpenSSH binds the master's socket at ControlPath
+# plus a 17-character random suffix first: the state dir of a repository in a deep folder is too long.
+_SOCKET_PATH_MAX = 107 - len("/cm-255.255.255.255-22") - 17     # %h is the host's IPv4 address
+
+
+def control_dir(settings: Settings) -> Path:
+    """Where OpenSSH's master sockets go: the state dir, or, when its path is too long for a socket,
+    a folder of this user's own in /tmp (made 0700; refused if another user owns it or can write it)."""
+    if len(str(settings.state_dir)) <= _SOCKET_PATH_MAX:
+        return settings.state_dir
+    folder = Path(f"/tmp/twotier-ssh-{os.geteuid()}")
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise EnvError(f"{folder} is not a private folder of this user; remove it (it holds SSH control sockets)")
+    return folder
 
 
 def _quoted(path: Path) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .. import consistency
 from ..errors import EnvError
+from ..install import provision_command
 from ..waits import wait_with_waiter
 
 WORLD = "0.0.0.0/0"
@@ -454,7 +455,7 @@ def get(name: str) -> Drift:
     try:
         return BY_NAME[name]
     except KeyError:
-        raise EnvError(f"unknown drift {name!r}; `python provision.py drifts` lists them") from None
+        raise EnvError(f"unknown drift {name!r}; `{provision_command('drifts')}` lists them") from None
 
 
 def apply_drift(name: str, env) -> Drift:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from .. import consistency
+from .. import consistency, statedir
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
@@ -221,6 +221,7 @@ def down(target: Target, settings: Settings, progress=print, only: Only | None =
         progress(f"env {settings.env}: nothing to remove")
         if only is None:
             ledger.clear()
+            statedir.forget_after_down(settings, progress)
         return Leftovers()
 
     seen = {(k, i) for k, ids in found.items() for i in ids}
@@ -245,6 +246,7 @@ def down(target: Target, settings: Settings, progress=print, only: Only | None =
         forget_pins(settings)
         if not left:
             ledger.clear()
+            statedir.forget_after_down(settings, progress)
     return left
 
 

@@ -21,7 +21,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import ReadTimeoutError
 
 from ..errors import EnvError
-from ..settings import REPO_ROOT, Settings
+from ..install import provision_command
+from ..settings import DEFAULTS, REPO_ROOT, Settings
 
 # Standard retry mode backs off on throttling and 5xx answers; a retried create is made safe by
 # idempotency tokens (ClientToken) in the provisioner. The timeouts bound a hung endpoint: four
@@ -103,11 +104,15 @@ class Target:
         self.open(progress)
         return True
 
+    def target_option(self) -> str:
+        """` --target NAME` for a command line the user is told to run, or "" for the default target."""
+        return "" if self.name == DEFAULTS["target"] else f" --target {self.name}"
+
     def absent_reason(self) -> str:
         """Why attach() found no environment, with what to do (for the one-line error)."""
         env = self.settings.env
-        return (f"no {self.name} environment {env!r} is running: build one with `python provision.py up --env {env}`"
-                " (or run pytest with --provision)")
+        up = provision_command(f"up{self.target_option()} --env {env}")
+        return f"no {self.name} environment {env!r} is running: build one with `{up}` (or run pytest with --provision)"
 
     def close(self, progress=print) -> None:
         """Release what open() started; safe to call twice."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from botocore.config import Config
 
 from ..errors import EnvError
+from ..install import provision_command
 from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
 from .moto import LAB_ADMIN_CIDR
 
@@ -107,8 +108,8 @@ class LocalTarget(Target):
         pid = daemon.dead_daemon(env, self.settings.state_dir)
         if pid:
             return (f"the lab of local environment {env!r} is gone (its daemon, pid {pid}, ended without stopping it: "
-                    f"a crash, a kill or a reboot), and what it held went with it: `python provision.py down --env "
-                    f"{env}` cleans up what is left, then `up` builds it again")
+                    f"a crash, a kill or a reboot), and what it held went with it: `{provision_command(f'down --env {env}')}` "
+                    "cleans up what is left, then `up` builds it again")
         return super().absent_reason()
 
     def close(self, progress=print) -> None:
