@@ -285,7 +285,8 @@ def test_debug_log_never_shows_the_private_key(tmp_path):
     state = tmp_path / "state"
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", NO_REPORTS,
            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO), "--target", "moto", "--provision",
-           f"--state-dir={state}", "--log-cli-level=DEBUG", "-m", "api and not disruptive"]
+           f"--state-dir={state}", "--log-cli-level=DEBUG", "-m", "api and not disruptive",
+           "--keep"]    # a teardown removes the key file, whose lines are looked for below
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     body = [line for line in (state / "id_ed25519").read_text().splitlines() if line and not line.startswith("-----")]
