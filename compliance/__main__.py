@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _merge(out_dir: Path, shards: list[Path]) -> int:
     merged = merge_files(shards)
-    merged.write(out_dir / "results.json")
-    files.write_atomic(out_dir / "summary.html", summary.html_page(merged))
+    page, text = summary.html_page(merged), merged.dumps()      # everything made before anything is written
+    files.write_atomic(out_dir / "results.json", text)
+    files.write_atomic(out_dir / "summary.html", page)
     print(f"merged {len(shards)} shard(s), {len(merged.environments)} environment(s), {len(merged.records)} records "
           f"into {out_dir}/results.json and {out_dir}/summary.html")
     for env in merged.environments:

@@ -217,7 +217,7 @@ def html_page(results: Results) -> str:
         f'<tr><td>{html(r.environment)}</td><td>{html(r.property)}</td><td>{html(check_name(r.check_id))}</td>'
         f"<td>{html(LABELS.get(r.verdict, r.verdict))}</td><td>{html(one_line(r.message, 600))}</td></tr>"
         for r in results.records if r.verdict in (VIOLATED, NOT_CHECKED, WAIVED))
-    shards = "".join(f"<li><code>{html(s['run_id'])}</code> {html(s.get('file') or '')}: exit {html(s['exit_status'])}</li>"
+    shards = "".join(f"<li><code>{html(s['run_id'])}</code> {html(s.get('file') or '')}: exit {int(s['exit_status'])}</li>"
                      for s in run.shards)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>twotier compliance: '
             f"{html(verdict_line(run.exit_status))}</title><style>{PAGE_CSS}</style></head><body>"

@@ -51,6 +51,8 @@ def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None
            # -c: an option value that is an existing path (--state-dir /tmp/x) would otherwise take part
            # in pytest's search for its ini file, which then misses pytest.ini (and its markers).
            "-c", str(REPO / "pytest.ini"), *args]
+    if not any(a.startswith("--results") for a in args):
+        cmd.append(f"--results={tmp_path / 'results.json'}")     # not the repo's reports/, which other runs share
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout + proc.stderr
     passed, failed, skipped, xfailed = set(), set(), set(), set()
