@@ -75,6 +75,8 @@ def finding(record: Record, env: Environment, account: str, run_id: str, updated
     types = [HARDENING_TYPE if record.property.startswith("H:") else ARTICLE_TYPE]
     severity = {"Label": _severity(record), "Original": record.verdict}
     what = f"{record.property} {record.title}".strip() if record.title else record.property
+    if record.check_id == ENVIRONMENT_CHECK:
+        what = "could not be checked"
     status = {VIOLATED: "FAILED", WAIVED: "FAILED", NOT_CHECKED: "NOT_AVAILABLE", HOLDS: "PASSED"}[record.verdict]
     message = record.message or ("holds again" if fixed else record.verdict)
     product_fields = {
@@ -134,7 +136,7 @@ def findings(results: Results, account_fallback: str | None = None) -> tuple[lis
     # An environment that could not be checked at all is one finding of its own.
     for env in results.environments:
         if env.error:
-            records.append(Record(env.key, ENVIRONMENT_CHECK, "environment", "the environment could be checked",
+            records.append(Record(env.key, ENVIRONMENT_CHECK, "environment", "the environment can be read",
                                   NOT_CHECKED, env.error, results.run.ended_at))
     for r in records:
         env = envs.get(r.environment) or Environment(r.environment, r.environment)
