@@ -300,3 +300,22 @@ def test_synthetic_results_validate_against_the_schema():
     del broken["run"]["tool_version"]
     errors = res.validate(broken)
     assert any("records/0/verdict" in e for e in errors) and any("tool_version" in e for e in errors), errors
+
+
+def test_what_a_worker_puts_on_a_report_for_results_reaches_the_controller():
+    # pytest-xdist ships reports through _to_json/_from_json: the environment, the evidence digest
+    # and the waiver (a waived violation is an xfail by then) must survive, and the tally keep them.
+    from _pytest.reports import TestReport
+
+    from fixtures.verdicts import WAIVED_PREFIX, Tally
+    waiver = {"id": "W1", "state": "active", "reason": "known", "expires": "2030-01-01", "violation": "expected x"}
+    sent = TestReport("tests/t.py::test_x", ("tests/t.py", 1, "test_x"), {}, "skipped", None, "call", [],
+                      tt_environment="e@us-east-1", tt_evidence_sha256="ab" * 32, tt_waiver=waiver,
+                      wasxfail=WAIVED_PREFIX + "known (W1, until 2030-01-01); the violation: expected x", tt_article="1.1")
+    got = TestReport._from_json(sent._to_json())
+    t = Tally()
+    t.record(got)
+    entry = t.entries["tests/t.py::test_x"]
+    assert (entry.verdict, entry.environment, entry.evidence_sha256, entry.waiver) == (
+        "waived", "e@us-east-1", "ab" * 32, waiver)
+    assert t.exit_code() == 0, "a waived violation decides nothing"
