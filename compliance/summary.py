@@ -45,6 +45,13 @@ def sections(results: Results) -> list[tuple[str, list[Record]]]:
             ("fixed", _by_status(results, FIXED)), ("waived", results.of(WAIVED))]
 
 
+def changed_otherwise(results: Results) -> list[Record]:
+    """Verdicts that changed without being new, still failing or fixed: a finding no longer looked
+    at (not applicable now), an advisory finding, a check the baseline didn't have."""
+    return [r for r in results.records if r.history and not r.history["status"]
+            and r.history["previous"] != r.verdict]
+
+
 def verdict_line(code: int) -> str:
     return f"{EXIT_MEANING.get(code, 'the run did not finish')} (exit {code})"
 
@@ -72,6 +79,11 @@ def terminal_history(results: Results) -> list[str]:
         for r in found:
             tail = {"new": r.message, "still failing": f"{since_text(r)}: {r.message}", "fixed": "holds now"}[title]
             lines.append(f"  {one_line(_about(r, many))}: {one_line(tail, 300)}")
+    others = changed_otherwise(results)
+    if others:
+        lines.append(f"verdict changed otherwise ({len(others)}):")
+        lines += [f"  {one_line(_about(r, many))}: {LABELS.get(str((r.history or {}).get('previous')), 'not in that run')} "
+                  f"-> {LABELS[r.verdict]}" for r in others]
     if many:
         for key, env in results.history.get("environments", {}).items():
             lines.append(f"environment {one_line(key)}: {len(env['new'])} new, {len(env['still-failing'])} still "
@@ -121,24 +133,24 @@ def markdown_summary(results: Results) -> str:
             verdict = f"could not check: {env.error}"
         out.append(f"| {markdown(env.key)} | {markdown(verdict, 200)} (exit {data['exit_status']}) | "
                    + " | ".join(str(data["counts"][v]) for v in COUNTED) + " |")
-    if not results.history.get("baselines"):
+    if results.history.get("baselines"):
+        listed = sections(results)
+    else:
+        # Nothing to compare with: the findings as they are.
         out += ["", "No previous run to compare with (give --baseline or --history)."]
-    for title, found in sections(results):
-        if not found and title != "new":
+        listed = [("violated", results.of(VIOLATED)), ("not checked", results.of(NOT_CHECKED)),
+                  ("waived", results.of(WAIVED))]
+    for title, found in listed:
+        if not found and title != listed[0][0]:
             continue
         out += ["", f"### {title.capitalize()} ({len(found)})"]
         if not found:
             out.append("None.")
         for r in found:
-            tail = {"new": r.message, "still failing": f"{since_text(r)}: {r.message}", "fixed": "holds now",
-                    "waived": _waiver_text(r)}[title]
+            tail = {"still failing": f"{since_text(r)}: {r.message}", "fixed": "holds now",
+                    "waived": _waiver_text(r)}.get(title, r.message)
             out.append(f"- {markdown(r.environment)} **{markdown(r.property)}** {markdown_code(check_name(r.check_id))}: "
                        f"{markdown(tail, 400)}")
-    still_violated = [r for r in results.of(VIOLATED) if not (r.history or {}).get("status")]
-    if still_violated and not results.history.get("baselines"):
-        out += ["", f"### Violated ({len(still_violated)})"]
-        out += [f"- {markdown(r.environment)} **{markdown(r.property)}** {markdown_code(check_name(r.check_id))}: "
-                f"{markdown(r.message, 400)}" for r in still_violated]
     unused = waivers_.unused(results.waivers) if results.waivers else []
     if unused:
         out += ["", f"### Waivers that waived nothing ({len(unused)})"]

@@ -159,6 +159,7 @@ def test_workflow_follows_the_waiver_on_existing_findings(case):
     with stub:
         [outcome] = securityhub.publish(results, lambda region: client)
     stub.assert_no_pending_responses()
+    assert not outcome.errors and not outcome.failed, outcome      # no call made that the case doesn't expect
     assert (outcome.suppressed, outcome.reopened) == {"waived-now": (1, 0), "waiver-expired": (0, 1),
                                                       "suppressed-by-hand": (0, 0)}[case]
 

@@ -319,3 +319,21 @@ def test_what_a_worker_puts_on_a_report_for_results_reaches_the_controller():
     assert (entry.verdict, entry.environment, entry.evidence_sha256, entry.waiver) == (
         "waived", "e@us-east-1", "ab" * 32, waiver)
     assert t.exit_code() == 0, "a waived violation decides nothing"
+
+
+def test_the_step_summary_without_a_baseline_lists_the_findings_as_they_are():
+    r = run_of({("a@us-east-1", ROUTE): res.VIOLATED, ("b@eu-west-1", IGW): res.NOT_CHECKED}, "2026-01-01T00:00:00.000Z")
+    md = summary.markdown_summary(r)
+    assert "### New" not in md and "No previous run to compare with" in md
+    assert md.index("### Violated (1)") < md.index("### Not checked (1)")
+    assert "test_public_subnet_routes_default_to_igw" in md.split("### Violated (1)")[1].split("###")[0]
+
+
+def test_a_verdict_that_changed_otherwise_is_said():
+    before = run_of({("a@us-east-1", ICMP): res.VIOLATED}, "2026-01-01T00:00:00.000Z")
+    now = run_of({("a@us-east-1", ICMP): res.NOT_APPLICABLE}, "2026-01-02T00:00:00.000Z")
+    history.compare(now.records, before, now.run.id)
+    now.history = history.summarise(now.records, [history.baseline_ref(before, "b")])
+    lines = summary.terminal_history(now)
+    assert "verdict changed otherwise (1):" in lines
+    assert any("test_db_allows_only_the_web_server[icmp]: violated -> not applicable" in line for line in lines), lines
