@@ -14,6 +14,9 @@ pytest_plugins = [
     "fixtures.verdicts",
     "fixtures.lifecycle",
     "fixtures.environment",
+    # After lifecycle (its sessionstart reads --waivers and --baseline before anything is built) and
+    # before report (its makereport turns a waived violation into "waived" before the report reads it).
+    "fixtures.compliance",
     "fixtures.report",
 ]
 

@@ -40,7 +40,9 @@ class Server:
 
     def env(self, faults: dict | None = None, **extra) -> dict:
         """Environment for a child process: the local endpoint, dummy credentials, nothing ambient."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "TWOTIER_TEST_FAULTS"}
+        # GITHUB_STEP_SUMMARY: the CI job's own summary is not a self-test's to append to.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AWS_") and k not in ("TWOTIER_TEST_FAULTS", "GITHUB_STEP_SUMMARY")}
         env.update(AWS_ENDPOINT_URL=self.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION, AWS_EC2_METADATA_DISABLED="true",
                    AWS_CONFIG_FILE="/nonexistent/aws-config", AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-creds",
@@ -208,6 +210,8 @@ def check_suite(server: Server, tmp_path: Path, *args: str, env: dict | None = N
     addresses and public DNS names, which must never be contacted."""
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q", "-o", NO_REPORTS,
            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO), "-m", "not host", "--target", "aws", *args]
+    if not any(a.startswith("--results") for a in args):
+        cmd.append(f"--results={tmp_path / 'results.json'}")     # not the repo's reports/, which other runs share
     if html:
         cmd += [f"--html={html}", "--self-contained-html", f"--junitxml={html.parent / 'junit.xml'}"]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,

@@ -1,6 +1,7 @@
 """Runs the verification suite in a subprocess and reads its verdicts from junit XML."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -51,6 +52,10 @@ def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None
            # -c: an option value that is an existing path (--state-dir /tmp/x) would otherwise take part
            # in pytest's search for its ini file, which then misses pytest.ini (and its markers).
            "-c", str(REPO / "pytest.ini"), *args]
+    if not any(a.startswith("--results") for a in args):
+        cmd.append(f"--results={tmp_path / 'results.json'}")     # not the repo's reports/, which other runs share
+    # The CI job's own step summary is not a self-test's run to append to.
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "GITHUB_STEP_SUMMARY"}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout + proc.stderr
     passed, failed, skipped, xfailed = set(), set(), set(), set()

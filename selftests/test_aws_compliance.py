@@ -136,3 +136,9 @@ def test_scheduled_compliance_workflow_is_check_only():
     assert "--provision" not in run and "--allow-disruptive" not in run and "not disruptive" in run
     assert "--hardening=enforce" in run, "expected the scheduled job to count hardening findings"
     assert "1)" in run and "6)" in run, "expected the summary to tell out of compliance (1) from could not check (6)"
+    # History: the results of earlier runs come from the cache and go back to it, even after a failure.
+    assert "--history=.compliance-history" in run
+    restore = next(s for u, s in zip(uses, steps, strict=True) if u.startswith("actions/cache/restore"))
+    save = next(s for u, s in zip(uses, steps, strict=True) if u.startswith("actions/cache/save"))
+    assert restore["with"]["path"] == save["with"]["path"] == ".compliance-history" and save["if"] == "always()"
+    assert steps.index(restore) < steps.index(next(s for s in steps if s.get("id") == "check")) < steps.index(save)

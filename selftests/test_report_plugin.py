@@ -75,5 +75,5 @@ def test_sections_count_each_verdict():
     assert 'id="tt-section-1" data-verdict="failed"' in html
     assert 'id="tt-section-H" data-verdict="accepted"' in html
     row_1 = html.split('id="tt-section-1"', 1)[1].split("</tr>", 1)[0]
-    # holds, violated, not checked, not applicable, accepted, advisory, checks
-    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 1, 0, 0, 0, 3]
+    # holds, violated, not checked, not applicable, accepted, advisory, waived, checks
+    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 1, 0, 0, 0, 0, 3]

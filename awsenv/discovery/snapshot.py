@@ -144,6 +144,7 @@ class Vpc:
     dns_hostnames: bool
     is_default: bool
     name: str = ""                # its Name tag
+    owner_id: str = ""            # the account that owns it (results.json, ASFF findings)
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,7 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
     attr = lambda name, key: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)[key]["Value"]  # noqa: E731
     vpc = Vpc(vpc_id, vpc_raw["CidrBlock"], attr("enableDnsSupport", "EnableDnsSupport"),
               attr("enableDnsHostnames", "EnableDnsHostnames"), vpc_raw.get("IsDefault", False),
-              _tag(vpc_raw, "Name") or "")
+              _tag(vpc_raw, "Name") or "", vpc_raw.get("OwnerId", ""))
     in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}]
 
     # NAT gateways first: a route to one that is gone is a blackhole, whatever the API's state field
