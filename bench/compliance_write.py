@@ -1,6 +1,8 @@
 """What writing the run's data costs for a fleet: N synthetic environments of one run each.
 
-    python bench/compliance_write.py [N ...]        (default: 1 10 100)
+    .venv/bin/python bench/compliance_write.py [N ...]        (default: 1 10 100)
+
+The N = 100 figures go to bench/figures.json (README's benchmark table).
 
 Each environment has the suite's 49 checks as a check-only run on the aws target gives them
 (27 hold, 21 not applicable, 1 accepted), two violated, one not checked, one waived; a baseline
@@ -23,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from compliance import asff, files, history, merge, summary, waivers  # noqa: E402
 from compliance import results as res  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import figures as bench_figures  # noqa: E402 - bench/figures.py
 
 CHECKS = 49
 
@@ -106,6 +111,12 @@ def main(argv: list[str]) -> None:
             print(f"N = {n} environments ({n * CHECKS} records):")
             for name, value in figures.items():
                 print(f"  {name:<22} {value:8.3f}" + ("" if name.endswith("MB") else " s"))
+            if n == 100:
+                total = figures["run total"]
+                merge_key = next(k for k in figures if k.startswith("merge"))
+                bench_figures.record("compliance_write_100", total,
+                                     f"{n * CHECKS} records, a {figures['results.json MB']:.1f} MB results.json; "
+                                     f"merging it back from 10 shards {figures[merge_key]:.2f} s")
 
 
 if __name__ == "__main__":
