@@ -5,6 +5,7 @@ pytest_plugins = [
     "fixtures.lifecycle",
     "fixtures.environment",
     "fixtures.report",
+    "fixtures.report.outputs",
 ]
 
 # `pytest .` or `pytest /path/to/repo` names the whole folder: the verification suite is tests/

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from botocore.config import Config
 
+from .. import files
 from ..errors import EnvError
 from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
 from .moto import LAB_ADMIN_CIDR
@@ -83,7 +84,7 @@ class LocalTarget(Target):
 
         state_dir = Path(self.settings.state_dir)
         was_running = daemon.attach(self.settings.env, state_dir) is not None
-        state_dir.mkdir(parents=True, exist_ok=True)
+        files.ensure_folder(state_dir)
         try:
             self._api = daemon.start(self.settings.env, state_dir, self.settings.region, progress=progress)
         except LabError as exc:
