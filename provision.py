@@ -158,6 +158,7 @@ def _up(args, env, account: dict) -> int:
     try:
         # Bad input (image, env name taken, ...) fails here, before anything is created: one line.
         provisioner.check_inputs()
+        provisioner.start_run()
     except BaseException:
         if started:
             target.close(progress=lambda _: None)

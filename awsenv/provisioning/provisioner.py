@@ -118,9 +118,7 @@ class Provisioner:
     # -- the article's steps ----------------------------------------------------------------
     def up(self) -> Built:
         self.check_inputs()
-        # Before anything is made: whatever carries this run's tag is then ours by proof, even if
-        # an interrupt or a 5xx keeps its ID from the ledger.
-        self.ledger.record_run(self.run_id)
+        self.start_run()
         self.ensure_key_pair()
         self.ensure_vpc()
         self.ensure_subnets()
@@ -136,6 +134,16 @@ class Provisioner:
         self.ensure_web_eip()
         self.ensure_private_route_table()
         return self.b
+
+    _run_recorded = False
+
+    def start_run(self) -> None:
+        """Before anything is made: this run's RunId into the ledger, so whatever carries its tag is
+        ours by proof even if an interrupt or a 5xx keeps an ID from the ledger. (A ledger that can't be
+        written, a link say, stops the run here, with nothing made.)"""
+        if not self._run_recorded:
+            self.ledger.record_run(self.run_id)
+            self._run_recorded = True
 
     def check_inputs(self) -> None:
         self.s.require_admin_cidr()
