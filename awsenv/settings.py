@@ -170,13 +170,14 @@ def _admin_network(text: str) -> ipaddress.IPv4Network:
 
 
 def check_region_name(region: str) -> str:
-    """A region EC2 has in any partition (botocore's endpoint data, no API call): a typo is a bad
-    option, said before anything starts."""
-    import botocore.session
+    """A region EC2 has in any partition (China and GovCloud too), from botocore's own endpoint data:
+    no API call, and no profile or config file is read (AWS_PROFILE may name one that doesn't exist),
+    so a typo is a bad option, said before anything starts."""
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
 
-    session = botocore.session.get_session()
-    known = {r for p in session.get_available_partitions()
-             for r in session.get_available_regions("ec2", partition_name=p)}
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    known = {r for p in resolver.get_available_partitions() for r in resolver.get_available_endpoints("ec2", p)}
     if region not in known:
         raise EnvError(f"unknown region {region!r} (EC2 has e.g. us-east-1, eu-west-1, ap-northeast-1, cn-north-1, "
                        "us-gov-west-1)")

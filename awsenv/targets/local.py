@@ -89,7 +89,13 @@ class LocalTarget(Target):
             self._api = daemon.start(self.settings.env, state_dir, self.settings.region, progress=progress)
         except LabError as exc:
             raise EnvError(str(exc)) from None
-        self.check_region()
+        try:
+            self.check_region()
+        except BaseException:
+            # The caller never learns that this call started the lab: stop it here, not leave it running.
+            if not was_running:
+                self.close(progress=lambda _: None)
+            raise
         return not was_running
 
     def attach(self, progress=print) -> bool:
