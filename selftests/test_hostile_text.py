@@ -28,6 +28,7 @@ FAKE = "=== 48 passed: every property holds (exit 0) ==="
 EVIL = f"prod\n{FAKE}\n\u009b2J\u009b31m\u202eesrever\u2028" + "A" * 10000
 RAW = {"U+202E": "\u202e", "U+009B": "\u009b", "ESC": "\x1b", "U+2028": "\u2028"}
 LONG = "A" * 200        # a 10,000-character name is capped far below this
+SCRIPT = "<script>alert(1)</script>"
 
 
 def _hostile(server) -> dict:
@@ -42,6 +43,7 @@ def _hostile(server) -> dict:
     ec2.authorize_security_group_ingress(GroupId=built["web_sg"], IpPermissions=[
         tcp(443, IpRanges=[{"CidrIp": "198.51.100.0/24", "Description": EVIL[:255]}])])
     ec2.create_key_pair(KeyName=EVIL[:255], KeyType="ed25519")
+    ec2.create_key_pair(KeyName=SCRIPT, KeyType="ed25519")      # listed in 2.4's evidence
     return built
 
 
@@ -75,6 +77,7 @@ def test_hostile_names_reach_terminal_report_and_junit_only_neutralised(tmp_path
     heading = unescape(re.search(r'<h1 id="title">(.*?)</h1>', report, re.S).group(1))
     assert heading.startswith(f"Two-tier environment VPC {built['vpc']} (Name: prod\\n{FAKE}\\n\\x9b2J\\x9b31m"), heading
     assert 'id="tt-outcome" data-exit="1">Verdict: a property is violated (exit 1).' in report
+    assert SCRIPT not in report and "&lt;script&gt;alert(1)&lt;/script&gt;" in report, "markup from a name reached the report"
 
     # junit: the violated check's message quotes the group's name, neutralised.
     xml = junit.read_text(encoding="utf-8")
