@@ -123,13 +123,14 @@ def cmd_up(args) -> int:
     state = env.settings.state_dir
     created = files.ensure_folder(state)
     account = {"clean": True}      # nothing this command made is left in the account
-    try:
-        with environment_lock(state, env.settings.env, "up"):
+    with environment_lock(state, env.settings.env, "up"):
+        try:
             return _up(args, env, account)
-    except BaseException:
-        if created and account["clean"]:
-            _remove_state_folder(state)
-        raise
+        except BaseException:
+            if created and account["clean"]:
+                # Still under the lock: no other command is using the folder meanwhile.
+                _remove_state_folder(state)
+            raise
 
 
 def _remove_state_folder(state) -> None:
