@@ -18,6 +18,7 @@ pytest_plugins = [
     # before report (its makereport turns a waived violation into "waived" before the report reads it).
     "fixtures.compliance",
     "fixtures.report",
+    "fixtures.report.outputs",
 ]
 
 # `pytest .` or `pytest /path/to/repo` names the whole folder: the verification suite is tests/

@@ -3,7 +3,7 @@
 
     .venv/bin/python provision.py up     [--target local|moto|aws] [--env NAME] [settings...]
     .venv/bin/python provision.py down   [--target ...] [--env NAME]
-    .venv/bin/python provision.py status [--target ...] [--env NAME]
+    .venv/bin/python provision.py status [--target ...] [--env NAME] [--credentials]
     .venv/bin/python provision.py ssh-config [--env NAME]        # then: ssh -F FILE web / ssh -F FILE db
     .venv/bin/python provision.py drifts                          # the drift catalogue
     .venv/bin/python provision.py drift NAME [--revert] [--env NAME]
@@ -13,7 +13,9 @@ Errors are one line on stderr and a non-zero exit; nothing half-built is left be
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import stat
 import sys
 
 from awsenv.install import missing_line
@@ -22,23 +24,31 @@ _missing = missing_line("provision.py")
 if _missing:
     sys.exit(f"error: {_missing}")
 
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402 - only once the packages are known to be there
 
-from awsenv import interrupts, statedir  # noqa: E402
-from awsenv.errors import EnvError, one_line  # noqa: E402
-from awsenv.settings import OPTIONS  # noqa: E402
+from awsenv import files, interrupts, statedir  # noqa: E402
+from awsenv.errors import API_ERRORS, EnvError, one_line  # noqa: E402
+from awsenv.settings import OPTIONS, WIDE_ADMIN_FLAG  # noqa: E402
 
 EXIT_ERROR = 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (its usage is in --help), like every other error."""
+
+    def error(self, message):
+        hint = ("; a value that starts with '-' is written --OPTION=VALUE"
+                if "expected one argument" in message else f"; see {self.prog} --help")
+        self.exit(EXIT_ERROR, f"error: {message}{hint}\n")
+
+
 def parse(argv):
-    p = argparse.ArgumentParser(prog="provision.py", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="provision.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmds = {
         "up": "build the environment, the article's last step included (run again, it completes what is missing; "
               "on a finished environment it builds a NAT gateway again for the install and deletes it again)",
         "down": "remove everything the environment holds, in a safe order (also after a crash)",
-        "status": "show the environment's resources (and, on local, its API endpoint)",
+        "status": "show the environment's resources (and, on local, its API endpoint; --credentials: its keys)",
         "ssh-config": "print an OpenSSH config for the environment's hosts (written to STATE_DIR/ssh_config too)",
         "drifts": "list the drift catalogue: misconfigurations the suite must catch",
         "drift": "apply one drift to a kept environment (or --revert it)",
@@ -59,6 +69,16 @@ def parse(argv):
             sp.add_argument("--long-lived", action="store_true",
                             help="tag it Lifetime=long-lived instead of an 8-hour ExpiresAt: `sweep` keeps it "
                                  "(an environment a scheduled compliance job checks); only `down` removes it")
+            sp.add_argument(WIDE_ADMIN_FLAG, action="store_true", dest="allow_wide_admin_cidr",
+                            help="let --admin-cidr be wider than a /8 (up to 0.0.0.0/0: SSH from the whole internet)")
+        if name == "status":
+            sp.add_argument("--credentials", action="store_true",
+                            help="also print the local lab API's credentials (as AWS_* variables for the AWS CLI)")
+        if name == "down":
+            sp.add_argument("--include-tagged", action="store_true",
+                            help="also remove what carries the environment's tags (Project=twotier, Env) but is not "
+                                 "in its ledger nor made by a run it knows: another state folder's, or another "
+                                 "team's (default: listed and kept)")
         if name == "drift":
             sp.add_argument("name", help="drift name (see `provision.py drifts`)")
             sp.add_argument("--revert", action="store_true", help="undo the drift")
@@ -70,11 +90,19 @@ def parse(argv):
 
 
 def environment_of(args):
-    """The Environment named by the options, its target not yet opened."""
+    """The Environment named by the options, its target not yet opened; a state folder that isn't
+    ours, or a --ssh-key that can't be used, is refused before anything starts."""
     from awsenv.environment import Environment
+    from awsenv.hosts.ssh import load_key
     from awsenv.targets import make_target
 
-    return Environment(make_target({o.dest: getattr(args, o.dest) for o in OPTIONS}))
+    values = {o.dest: getattr(args, o.dest) for o in OPTIONS}
+    values["allow_wide_admin_cidr"] = getattr(args, "allow_wide_admin_cidr", False)
+    env = Environment(make_target(values))
+    files.check_folder(env.settings.state_dir)
+    if env.settings.ssh_key:
+        load_key(env.settings.ssh_key, own=False)
+    return env
 
 
 def cmd_drifts(_args) -> int:
@@ -100,11 +128,33 @@ def cmd_up(args) -> int:
 
     env = environment_of(args)
     env.settings.require_admin_cidr()
-    with environment_lock(env.settings.state_dir, env.settings.env, "up"):
-        return _up(args, env)
+    state = env.settings.state_dir
+    created = files.ensure_folder(state)
+    account = {"clean": True}      # nothing this command made is left in the account
+    with environment_lock(state, env.settings.env, "up"):
+        try:
+            return _up(args, env, account)
+        except BaseException:
+            if created and account["clean"]:
+                # Still under the lock: no other command is using the folder meanwhile.
+                _remove_state_folder(state)
+            raise
 
 
-def _up(args, env) -> int:
+def _remove_state_folder(state) -> None:
+    """A failed `up` that made this folder and left nothing in the account: the folder goes too
+    (its lock, the ledger of what was rolled back, a key no key pair holds any more). Only plain
+    files are removed, and the folder only if that empties it."""
+    for name in os.listdir(state):
+        if not stat.S_ISDIR(os.lstat(state / name).st_mode):
+            files.remove(state / name)
+    try:
+        os.rmdir(state)
+    except OSError:
+        pass
+
+
+def _up(args, env, account: dict) -> int:
     from awsenv.lifecycle import Lifecycle
     from awsenv.provisioning import teardown
     from awsenv.provisioning.provisioner import Provisioner
@@ -117,10 +167,12 @@ def _up(args, env) -> int:
     try:
         # Bad input (image, env name taken, ...) fails here, before anything is created: one line.
         provisioner.check_inputs()
+        provisioner.start_run()
     except BaseException:
         if started:
             target.close(progress=lambda _: None)
         raise
+    account["clean"] = False
     try:
         if args.no_host_setup or not target.host_access:
             provisioner.up()
@@ -140,6 +192,7 @@ def _up(args, env) -> int:
             left = teardown.down(target, env.settings, progress=print, only=provisioner.made_here)
             for line in left.lines():
                 print(line, file=sys.stderr)
+            account["clean"] = not left
         finally:
             env.drop_connections()
             if started:
@@ -148,7 +201,8 @@ def _up(args, env) -> int:
     print_status(env)
     if target.host_access:
         try:
-            print(f"ssh_config: {write_ssh_config(env)}")
+            write_ssh_config(env)
+            print(f"ssh_config: {env.settings.state_dir / 'ssh_config'}")
         except EnvError as exc:     # the environment is built; only the convenience file is skipped
             print(f"warning: {exc}", file=sys.stderr)
     env.drop_connections()
@@ -159,11 +213,16 @@ def _up(args, env) -> int:
     return 0
 
 
-def print_status(env) -> None:
+def print_status(env, credentials: bool = False) -> None:
+    """The environment's resources; on a target with an API of its own (local), its endpoint, and
+    its credentials only when asked (`status --credentials`): a terminal log or a CI log keeps them."""
     snap = env.snapshot()
     cli = env.target.cli_environment()
-    if cli:
+    if cli and credentials:
         print("API: " + " ".join(f"{k}={v}" for k, v in cli.items()))
+    elif cli:
+        print(f"API: {cli['AWS_ENDPOINT_URL']} (region {cli['AWS_REGION']}; its credentials: "
+              f"python provision.py status --credentials --env {env.settings.env})")
     for kind, rid, detail in snap.resources():
         print(f"{kind:<18} {rid:<28} {detail}")
 
@@ -174,24 +233,25 @@ def write_ssh_config(env) -> str:
     snap = env.snapshot()
     text = ssh_config(env.settings, snap.web.public_ip, snap.db.private_ip, env.target.proxy_command())
     path = env.settings.state_dir / "ssh_config"
-    if path.is_symlink() or (path.exists() and not path.read_text(errors="replace").startswith(SSH_CONFIG_HEADER)):
+    if os.path.lexists(path) and (os.path.islink(path) or not (files.read_text(path) or "").startswith(SSH_CONFIG_HEADER)):
         raise EnvError(f"{path} exists and was not written by this project; refusing to overwrite it")
-    path.write_text(text)
-    return str(path)
+    files.write_private(path, text)
+    return text
 
 
 def cmd_status(args) -> int:
     env = environment_of(args)
     attach(env)
-    print_status(env)
+    print_status(env, credentials=args.credentials)
     return 0
 
 
 def cmd_ssh_config(args) -> int:
     env = environment_of(args)
     attach(env)
-    path = write_ssh_config(env)
-    print(open(path).read(), end="")
+    text = write_ssh_config(env)
+    path = env.settings.state_dir / "ssh_config"
+    print(text, end="")
     print(f"# written to {path}: ssh -F {path} web   |   ssh -F {path} db", file=sys.stderr)
     return 0
 
@@ -201,10 +261,10 @@ def cmd_down(args) -> int:
 
     env = environment_of(args)
     with environment_lock(env.settings.state_dir, env.settings.env, "down"):
-        return _down(env)
+        return _down(env, args.include_tagged)
 
 
-def _down(env) -> int:
+def _down(env, include_tagged: bool) -> int:
     from awsenv.provisioning import teardown
 
     target = env.target
@@ -216,7 +276,7 @@ def _down(env) -> int:
         target.close(progress=print)
         return 0
     try:
-        left = teardown.down(target, env.settings, progress=print)
+        left = teardown.down(target, env.settings, progress=print, include_tagged=include_tagged)
     except KeyboardInterrupt:
         # Interrupted half-way: say what still exists (and what of it bills by the hour).
         try:
@@ -228,8 +288,9 @@ def _down(env) -> int:
               file=sys.stderr)
         raise
     target.close(progress=print)
-    if left:
-        for line in left.lines():
+    if left or left.kept:
+        # Never "nothing left" while something of the environment, or tagged as it, still exists.
+        for line in left.lines() + left.kept_lines(env.settings.env):
             print(line, file=sys.stderr)
         return 1
     print(f"env {env.settings.env}: nothing left")
@@ -275,7 +336,7 @@ def main(argv=None) -> int:
                "drifts": cmd_drifts, "drift": cmd_drift, "sweep": cmd_sweep}[args.command]
     try:
         return handler(args)
-    except (EnvError, BotoCoreError, ClientError) as exc:
+    except (EnvError, *API_ERRORS) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -81,11 +81,15 @@ class Environment:
 
     @property
     def display_name(self) -> str:
-        """What the report calls it: our env name, or the VPC's Name tag (else its ID) for someone else's."""
+        """What the terminal and the report call it: our env name; for someone else's, its VPC ID with the
+        VPC's Name tag beside it, never the tag alone (anyone with ec2:CreateTags writes it; the snapshot
+        holds it made safe to show, awsenv/display.py)."""
         if self.built_by_us:
             return self.settings.env
         snap = self._snapshot
-        return (snap.vpc.name or snap.vpc.id) if snap else (self.selectors.vpc_id if self.selectors else "?")
+        if snap is None:
+            return f"VPC {self.selectors.vpc_id}" if self.selectors else "?"
+        return f"VPC {snap.vpc.id}" + (f" (Name: {snap.vpc.name})" if snap.vpc.name else "")
 
     def hourly_cost(self, kind: str) -> str:
         """" (about $0.045/hour plus data)" for a billed kind, else "": for messages about leftovers."""
@@ -133,8 +137,9 @@ class Environment:
     def connections(self, web_addr: str | None = None, db_addr: str | None = None) -> Connections:
         if self._conns is None:
             snap = self.snapshot()
+            key = load_key(self.settings.key_file, own=self.settings.key_is_ours)
             self._conns = Connections(self.target, self.settings, web_addr or snap.web.public_ip or "",
-                                      db_addr or snap.db.private_ip or "", load_key(self.settings.key_file))
+                                      db_addr or snap.db.private_ip or "", key)
         return self._conns
 
     def hosts(self) -> HostAccess:

@@ -1,20 +1,34 @@
-"""One error type whose message is a single line a CLI can print as-is."""
+"""One error type whose message is a single line a CLI can print as-is, and what counts as an API failure."""
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 
 class EnvError(Exception):
     """A user-facing failure: bad input, missing credentials, an environment not found."""
 
     def __str__(self) -> str:
-        return " ".join(str(self.args[0]).split()) if self.args else "error"
+        from .display import LINE, for_terminal
+
+        # Messages quote API text (names, the API's own error text): one line, nothing that steers a terminal.
+        return for_terminal(" ".join(str(self.args[0]).split()), LINE) if self.args else "error"
+
+
+# What a call to the AWS API can end in besides an answer: an error answer (ClientError), no answer
+# or a transport failure (BotoCoreError), or an answer that isn't one (ResponseParserError: invalid
+# XML from an endpoint or a proxy in the way, which botocore does not derive from BotoCoreError).
+# Each is "could not check" for the suite and a one-line error for provision.py, never a traceback.
+API_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
 
 
 def one_line(exc: BaseException) -> str:
     """Any failure worth showing a user, as one line (botocore's errors included)."""
-    from botocore.exceptions import ClientError
+    from .display import LINE, for_terminal
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return f"AWS API: {err.get('Code')}: {err.get('Message')}"
-    if type(exc).__module__.startswith("botocore"):
-        return f"AWS API: {' '.join(str(exc).split())}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+        text = f"AWS API: {err.get('Code')}: {err.get('Message')}"
+    elif type(exc).__module__.startswith("botocore"):
+        text = f"AWS API: {str(exc)}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return for_terminal(" ".join(text.split()), LINE)

@@ -100,8 +100,7 @@ class Lifecycle:
             # channels), so they run side by side: the slower one sets the pace.
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 web = pool.submit(hostsetup.setup_web, conns, env.settings, lambda m: self.say(f"[web] {m}"))
-                db = pool.submit(hostsetup.setup_db, conns, env.settings, env.snapshot().web.private_ip or "",
-                                 lambda m: self.say(f"[db] {m}"))
+                db = pool.submit(hostsetup.setup_db, conns, env.settings, lambda m: self.say(f"[db] {m}"))
                 web.result()
                 db.result()
 

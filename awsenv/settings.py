@@ -18,6 +18,10 @@ ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
 SSH_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 DEFAULT_IMAGE = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# The widest admin CIDR `up` opens SSH to without being told twice: a /8 (16.7 million addresses)
+# is already far more than any admin network; anything wider (0.0.0.0/1, 0.0.0.0/0) is the internet.
+WIDEST_ADMIN_PREFIX = 8
+WIDE_ADMIN_FLAG = "--allow-wide-admin-cidr"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Settings:
     ssh_key: Path | None
     state_dir: Path
     given: frozenset[str] = frozenset()     # the options the user stated explicitly
+    allow_wide_admin_cidr: bool = False     # up may open SSH to an admin CIDR wider than a /8
 
     @property
     def key_name(self) -> str:
@@ -78,10 +83,23 @@ class Settings:
     def key_file(self) -> Path:
         return self.ssh_key or self.state_dir / "id_ed25519"
 
+    @property
+    def key_is_ours(self) -> bool:
+        """The key file is the one this project keeps in the state folder (not the user's --ssh-key)."""
+        return self.ssh_key is None
+
     def require_admin_cidr(self) -> str:
+        """The admin CIDR that provisioning opens SSH to: given (the aws target has no default) and no
+        wider than a /8 unless --allow-wide-admin-cidr says the width is meant."""
         if not self.admin_cidr:
             raise EnvError("--admin-cidr is required to provision on the aws target (SSH is never opened to the "
                            "world by default); give your own address, e.g. --admin-cidr 198.51.100.7/32")
+        net = ipaddress.ip_network(self.admin_cidr)
+        if net.prefixlen < WIDEST_ADMIN_PREFIX and not self.allow_wide_admin_cidr:
+            whom = "the whole internet" if net.prefixlen == 0 else f"{net.num_addresses:,} addresses"
+            raise EnvError(f"--admin-cidr {net} would open SSH (tcp/22) to {whom}, wider than a "
+                           f"/{WIDEST_ADMIN_PREFIX}; give your own address (e.g. 198.51.100.7/32), or add "
+                           f"{WIDE_ADMIN_FLAG} if that is really meant")
         return self.admin_cidr
 
     @classmethod
@@ -109,7 +127,7 @@ class Settings:
         if pub.overlaps(priv):
             raise EnvError(f"--public-cidr {pub} and --private-cidr {priv} overlap")
         admin_text = v["admin_cidr"] or admin_cidr
-        admin = _network("admin-cidr", admin_text) if admin_text else None
+        admin = _admin_network(admin_text) if admin_text else None
         image = v["image"]
         if not (image.startswith("ssm:/") or AMI_ID.fullmatch(image)):
             raise EnvError(f"bad --image {image!r}: an AMI ID (ami-...) or ssm:/PARAMETER")
@@ -122,7 +140,8 @@ class Settings:
                    admin_cidr=str(admin) if admin else None, ssh_user=v["ssh_user"],
                    ssh_key=_key_file(Path(v["ssh_key"])) if v["ssh_key"] else None,
                    state_dir=Path(v["state_dir"]) if v["state_dir"] else state_dir,
-                   given=frozenset(given))
+                   given=frozenset(k for k in given if k in DEFAULTS),
+                   allow_wide_admin_cidr=bool(v.get("allow_wide_admin_cidr")))
 
 
 def check_env_name(env: str) -> str:
@@ -138,6 +157,31 @@ def _network(option: str, text: str) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(text, strict=True)
     except ValueError as exc:
         raise EnvError(f"malformed --{option} {text!r}: {exc}") from None
+
+
+def _admin_network(text: str) -> ipaddress.IPv4Network:
+    try:
+        if ipaddress.ip_network(text, strict=False).version == 6:
+            raise EnvError(f"--admin-cidr {text}: an IPv6 range; the web server's SSH rule is IPv4 only here, so "
+                           "give your IPv4 address (e.g. 198.51.100.7/32)")
+    except ValueError:
+        pass    # malformed: said below, as for every CIDR
+    return _network("admin-cidr", text)
+
+
+def check_region_name(region: str) -> str:
+    """A region EC2 has in any partition (China and GovCloud too), from botocore's own endpoint data:
+    no API call, and no profile or config file is read (AWS_PROFILE may name one that doesn't exist),
+    so a typo is a bad option, said before anything starts."""
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    known = {r for p in resolver.get_available_partitions() for r in resolver.get_available_endpoints("ec2", p)}
+    if region not in known:
+        raise EnvError(f"unknown region {region!r} (EC2 has e.g. us-east-1, eu-west-1, ap-northeast-1, cn-north-1, "
+                       "us-gov-west-1)")
+    return region
 
 
 def _key_file(path: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import files
 from .settings import Settings
 
 
@@ -52,16 +53,16 @@ def forget_after_down(settings: Settings, progress=print) -> None:
         from .hosts.ssh import load_key
 
         try:
-            ours = load_key(key)
-            if mark.read_text().strip() == f"{ours.get_name()} {ours.get_base64()}":
-                key.unlink()
-                mark.unlink()
+            ours = load_key(key, own=True)
+            if (files.read_text(mark) or "").strip() == f"{ours.get_name()} {ours.get_base64()}":
+                files.remove(key)
+                files.remove(mark)
                 removed += [key.name, mark.name]
         except Exception:  # noqa: BLE001 - not a key we can read: not ours to remove
             pass
     config = folder / "ssh_config"
-    if _is_regular(config) and config.read_text(errors="replace").startswith(SSH_CONFIG_HEADER):
-        config.unlink()
+    if _is_regular(config) and (files.read_text(config) or "").startswith(SSH_CONFIG_HEADER):
+        files.remove(config)
         removed.append(config.name)
     if removed:
         progress(f"state dir {folder}: removed {', '.join(removed)} (the environment is gone)")

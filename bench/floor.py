@@ -25,7 +25,8 @@ def main(env: str, state_dir: str, stats_file: str) -> None:
     assert target.attach(lambda *_: None), f"no kept local environment {env}"
     web, db = snapshot.find_env_instances(target.ec2, env)
     snap = snapshot.read_snapshot(target.ec2, settings.region, web, db, env=env)
-    conns = Connections(target, settings, snap.web.public_ip, snap.db.private_ip, load_key(settings.key_file))
+    key = load_key(settings.key_file, own=settings.key_is_ours)
+    conns = Connections(target, settings, snap.web.public_ip, snap.db.private_ip, key)
     for role, command in commands:
         conns.execute(role, command)
     conns.close()

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import threading
 import time
 import traceback
 from pathlib import Path
+
+from awsenv import files
 
 from . import fabric, gateways, names, netns, security_groups
 from . import world as world_mod
@@ -316,7 +317,7 @@ class Converger:
     def record(self, started: float, error: str | None) -> None:
         path = self.state_dir / PASS_FILE
         try:
-            old = json.loads(path.read_text())
+            old = json.loads(files.read_text(path) or "{}")
         except (OSError, ValueError):
             old = {}
         self.passes += 1
@@ -324,9 +325,7 @@ class Converger:
                 "ok_started": old.get("ok_started", 0.0) if error else started,
                 "probe": self.probe[1] if self.probe else None,
                 "boot_seconds": self.boot_times, "skipped": self.skipped}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        files.write_private(path, json.dumps(data))
 
     def loop(self, stopping, changes, full_every: float = 2.0) -> None:
         """Pass at once after an API change or a settle request, once more FOLLOW_UP seconds after a
@@ -341,8 +340,8 @@ class Converger:
         self._stopping = stopping
         while not stopping.is_set():
             try:
-                token = request.read_text()
-            except OSError:
+                token = files.read_text(request)
+            except (OSError, files.UnsafePath):
                 token = None
             now = time.time()
             follow_up_due = follow_up_at is not None and now >= follow_up_at

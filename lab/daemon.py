@@ -7,7 +7,10 @@ daemon itself.
 
 The lab belongs to its owner: the daemon makes fresh credentials for its API at every start and
 keeps them only in state_dir/lab.json (0600); start() and attach() hand them back as a LabApi, and
-the API refuses every request not signed with them (emulator/auth.py).
+the API refuses every request not signed with them (emulator/auth.py). Its files in the state
+folder (lab.json, lab.log, converge.json, settle-request) go through awsenv/files.py, the state
+folder's one rule (in a folder of ours, never through a link): the one module of awsenv/ the lab
+uses, which needs only awsenv/errors.py.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from awsenv import files
 
 from . import image, instances, names, netns
 from .deadline import poll
@@ -73,7 +78,8 @@ class LabApi:
 # --- status -------------------------------------------------------------------------------------
 def _read_state(state_dir: Path) -> dict | None:
     try:
-        return json.loads((Path(state_dir) / STATE_FILE).read_text())
+        text = files.read_text(Path(state_dir) / STATE_FILE)
+        return json.loads(text) if text else None
     except (OSError, ValueError):
         return None
 
@@ -159,14 +165,15 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
         stop(env, state_dir, progress=lambda *_: None)
     t0 = time.monotonic()
     base, repo = image.ensure_image_and_mirror(progress)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / STATE_FILE).unlink(missing_ok=True)
-    log = open(state_dir / LOG_FILE, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "lab.daemon", "run", "--env", env, "--state-dir", str(state_dir),
-                             "--region", region, "--base", str(base), "--repo", str(repo)],
-                            cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, env=_daemon_environment())
-    log.close()
+    files.remove(state_dir / STATE_FILE)
+    log = files.open_append(state_dir / LOG_FILE)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lab.daemon", "run", "--env", env, "--state-dir",
+                                 str(state_dir), "--region", region, "--base", str(base), "--repo", str(repo)],
+                                cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, env=_daemon_environment())
+    finally:
+        os.close(log)
     def ready() -> dict | None:
         state = _read_state(state_dir)
         if proc.poll() is not None:
@@ -191,8 +198,8 @@ def _daemon_environment() -> dict[str, str]:
 
 def _log_tail(state_dir: Path) -> str:
     try:
-        lines = (state_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
-    except OSError:
+        lines = (files.read_text(state_dir / LOG_FILE) or "").strip().splitlines()
+    except (OSError, files.UnsafePath):
         return "no log"
     return f"last log line: {lines[-1][:200]}" if lines else "empty log"
 
@@ -258,7 +265,7 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
     _remove_instance_disks(state_dir / "instances", progress)
     shutil.rmtree(names.run_dir(env), ignore_errors=True)
     for f in (STATE_FILE, "converge.json", "settle-request"):
-        (state_dir / f).unlink(missing_ok=True)
+        files.remove(state_dir / f)
     left = netns.list_ns(prefix)
     if left:
         raise LabError(f"could not remove the lab's namespaces: {', '.join(left)}")
@@ -306,14 +313,12 @@ def wait_settled(state_dir: Path, timeout: float = 30.0) -> None:
     # Ask for a pass now rather than at the next periodic one. A fresh token, not the file's mtime:
     # mtime comes from a coarse clock and can look older than a pass that has just started.
     request = Path(state_dir) / "settle-request"
-    tmp = request.with_name(f"settle-request.{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(f"{since} {os.getpid()} {time.monotonic_ns()}\n")
-    os.replace(tmp, request)
+    files.write_private(request, f"{since} {os.getpid()} {threading.get_ident()} {time.monotonic_ns()}\n")
     last: dict = {}
 
     def converged() -> bool:
         try:
-            last.update(json.loads(path.read_text()))
+            last.update(json.loads(files.read_text(path) or "{}"))
         except (OSError, ValueError):
             pass
         if last.get("ok_started", 0) > since:
@@ -377,12 +382,7 @@ def _serve(args) -> None:
 
 def _write_state(state_dir: Path, state: dict) -> None:
     """Atomically, readable by root only: it holds the API's credentials."""
-    tmp = state_dir / (STATE_FILE + ".tmp")
-    tmp.unlink(missing_ok=True)   # never write through a file (or link) someone else left there
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(state, indent=1))
-    os.replace(tmp, state_dir / STATE_FILE)
+    files.write_private(state_dir / STATE_FILE, json.dumps(state, indent=1))
 
 
 def main(argv=None) -> int:
@@ -414,7 +414,7 @@ def main(argv=None) -> int:
             stop(args.env, state_dir)
         else:
             print(json.dumps(status(args.env, state_dir), indent=1))
-    except LabError as exc:
+    except (LabError, files.UnsafePath) as exc:
         print(f"lab.daemon: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 1
     return 0

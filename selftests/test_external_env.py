@@ -157,8 +157,9 @@ def test_article_end_state_built_by_hand_holds_and_hosts_are_not_checked(tmp_pat
     report = html.read_text(encoding="utf-8")
     if private_route == "blackhole":
         assert "a blackhole (the deleted NAT gateway), as the article leaves it" in report
-    # Named by its VPC's Name tag (not built by us), with no setting compared (none stated).
-    assert "Two-tier environment handmade-vpc on aws" in report and "No setting compared" in report
+    # Named by its VPC, the Name tag beside the ID (not built by us), with no setting compared (none stated).
+    assert f"Two-tier environment VPC {built['vpc']} (Name: handmade-vpc) on aws" in report
+    assert "No setting compared" in report
     # IMDSv1 is allowed on this build: an advisory finding, shown, deciding nothing.
     assert "test_imdsv2_required[web]" in v.xfailed and "advisory" in report
 

@@ -103,13 +103,14 @@ def test_hostile_env_tag_and_ledger_delete_nothing_untagged(aws, tmp_path):
         assert "is not an environment name" in proc.stdout, proc.stdout[-2000:]
         assert victim not in proc.stdout, f"{victim} was listed for removal:\n{proc.stdout}"
     # A ledger in the environment's own state directory naming someone else's instance: down
-    # looks it up, finds no tags of ours on it, and leaves it.
+    # looks it up, finds no tags of ours on it, and leaves it, saying so (never "nothing left").
     state = tmp_path / "state"
     assert provision(aws, state, *up_args("own")).returncode == 0
     with open(state / "ledger.jsonl", "a") as ledger:
         ledger.write(f'{{"kind": "instance", "id": "{victim}"}}\n')
     down = provision(aws, state, "down", "--env", "own")
-    assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
+    assert down.returncode == 1 and "nothing left" not in down.stdout, down.stdout[-2000:] + down.stderr[-2000:]
+    assert f"instance {victim} LEFT BEHIND" in down.stderr and "does not carry Project=twotier" in down.stderr
     states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"]
               for i in r["Instances"]}
     assert states[victim] == "running", f"the untagged instance {victim} was touched: {states[victim]}"

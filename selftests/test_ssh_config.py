@@ -38,7 +38,7 @@ def test_a_socket_folder_another_user_can_write_is_refused(tmp_path):
     assert folder.stat().st_mode & 0o777 == 0o700 and folder.stat().st_uid == os.geteuid()
     folder.chmod(0o777)
     try:
-        with pytest.raises(EnvError, match="not a private folder"):
+        with pytest.raises(EnvError, match="writable by group and others"):
             control_dir(settings(deep))
     finally:
         folder.chmod(0o700)

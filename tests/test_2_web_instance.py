@@ -1,4 +1,6 @@
 """Article section 2: the web server's instance, Elastic IP, key pair and SSH rule."""
+import ipaddress
+
 import paramiko
 import pytest
 
@@ -68,7 +70,7 @@ def test_ssh_with_environment_key_logs_in(conns, env, verdict, evidence):
 
 @pytest.mark.api
 @pytest.mark.article("2.5")
-@pytest.mark.fails_on("web-ssh-revoked")
+@pytest.mark.fails_on("web-ssh-revoked", "web-ssh-open-to-world")
 def test_web_security_group_allows_ssh_from_admins(snap, expected, evidence):
     rules = snap.admitted_to(snap.web)
     evidence("web ingress, by what each source admits", [f"{g.id} {a.row()}" for g, a in rules])
@@ -78,6 +80,25 @@ def test_web_security_group_allows_ssh_from_admins(snap, expected, evidence):
         evidence("compared with the setting", f"--admin-cidr {expected.admin_cidr}")
         assert any(p.cidr == expected.admin_cidr for p in ssh), (
             f"expected tcp/22 from the admin CIDR {expected.admin_cidr}, found {[p.source for p in ssh]}")
+        # "From an admin CIDR, not the world": with the admin range stated, an address range beyond it
+        # is a violation of 2.5 itself, not only a hardening finding. (A security-group source admits
+        # the instances holding that group, not addresses on the internet: 4.2's reading.)
+        beyond = [p.source for p in ssh if not p.group_id and not _within(p, expected.admin_cidr)]
+        assert not beyond, (f"expected tcp/22 from the admin CIDR {expected.admin_cidr} only, found it also open to "
+                            f"{beyond}")
+
+
+def _within(permission, admin_cidr: str) -> bool:
+    """Every address the source admits lies inside the admin CIDR (an unreadable prefix list, or a range
+    that can't be read, doesn't)."""
+    admin = ipaddress.ip_network(admin_cidr)
+    if permission.prefix_list_id and permission.prefix_cidrs is None:
+        return False
+    try:
+        nets = [ipaddress.ip_network(c, strict=False) for c in permission.cidrs]
+    except ValueError:
+        return False
+    return all(n.version == admin.version and n.subnet_of(admin) for n in nets)
 
 
 @pytest.mark.disruptive

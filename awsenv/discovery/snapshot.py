@@ -8,6 +8,11 @@ lab/world.py reads the same API for the local data plane, and resolves route tab
 The two are kept apart on purpose: this is the verifier, that is the thing verified. A shared
 reader would carry one misreading into both, and the checks would then agree with the emulator's
 mistake instead of catching it. Don't merge them.
+
+Free text from the API (tags, security group names, key pair names) is written by whoever may tag
+or name a resource; it reaches the terminal, the report and junit through every message that quotes
+it. So the snapshot holds it as display text (awsenv/display.py): one line, no control or bidi
+characters, capped. IDs, addresses and states are AWS's own structured values.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
+from ..display import for_terminal
 from ..errors import EnvError
 from ..install import provision_command
 from .rules import WORLD, Admits, Judge, Permission, flatten, prefix_list_ids
@@ -352,7 +358,7 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
 
     groups_raw = _paged(ec2, "describe_security_groups", "SecurityGroups", Filters=in_vpc)
     prefix_lists = _prefix_lists(ec2, prefix_list_ids(groups_raw))
-    groups = {g["GroupId"]: SecurityGroup(g["GroupId"], g["GroupName"], g.get("VpcId", ""),
+    groups = {g["GroupId"]: SecurityGroup(g["GroupId"], for_terminal(g["GroupName"]), g.get("VpcId", ""),
                                           flatten(g.get("IpPermissions", []), prefix_lists),
                                           flatten(g.get("IpPermissionsEgress", []), prefix_lists))
               for g in groups_raw}
@@ -380,7 +386,7 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
                                 a.get("NetworkInterfaceId"), a.get("PrivateIpAddress"),
                                 _tag(a, "Role") if env else None)
                       for a in raw_addresses.values())
-    keys = tuple(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"])
+    keys = tuple(for_terminal(k["KeyName"]) for k in ec2.describe_key_pairs()["KeyPairs"])
 
     return Snapshot(region, vpc, _instance(web_raw, "web"), _instance(db_raw, "db"), subnets, route_tables,
                     tuple(igws.values()), nats, groups, addresses, eni_groups, keys)
@@ -409,7 +415,8 @@ def _prefix_lists(ec2, ids: set[str]) -> dict[str, tuple[str, ...] | None]:
 
 
 def _tag(raw: dict, key: str) -> str | None:
-    return next((t["Value"] for t in raw.get("Tags", []) or [] if t.get("Key") == key), None)
+    value = next((t["Value"] for t in raw.get("Tags", []) or [] if t.get("Key") == key), None)
+    return None if value is None else for_terminal(value)
 
 
 def _time(value) -> dt.datetime | None:
@@ -432,7 +439,7 @@ def _instance(raw: dict, role: str) -> Instance:
         id=raw["InstanceId"], role=role, state=raw["State"]["Name"], instance_type=raw.get("InstanceType", ""),
         image_id=raw.get("ImageId", ""), subnet_id=raw.get("SubnetId"), private_ip=raw.get("PrivateIpAddress"),
         public_ip=raw.get("PublicIpAddress"), public_dns=raw.get("PublicDnsName", "") or "",
-        key_name=raw.get("KeyName"), group_ids=group_ids,
+        key_name=for_terminal(raw["KeyName"]) if raw.get("KeyName") else None, group_ids=group_ids,
         http_tokens=raw.get("MetadataOptions", {}).get("HttpTokens", "optional"),
         eni_ids=tuple(e["NetworkInterfaceId"] for e in enis),
         private_ips=tuple(dict.fromkeys([p["PrivateIpAddress"] for e in enis for p in e.get("PrivateIpAddresses", [])

@@ -22,7 +22,7 @@ class OsFamily:
     web_service: str
     db_package: str
     db_service: str
-    db_client: str          # command-line client, used to create the application user
+    db_client: str          # command-line client (setup reads a server setting with it)
     db_config_file: str     # where bind-address goes so MariaDB listens beyond loopback
     web_docroot: str
     ssh_service: str

@@ -1,22 +1,21 @@
 """Software onto the hosts over SSH, as the article does it by hand.
 
 The web server installs Apache through its own Elastic IP; the DB server, reached through the web
-server, installs MariaDB through the NAT gateway, listens beyond loopback, and gets an application
-user that may connect from the web server's address only. Both get the sshd settings that the
+server, installs MariaDB through the NAT gateway and listens beyond loopback. Like the article, it
+creates no database account: MariaDB answers the web server with its greeting or with error 1130
+(no account for this host), which 4.7 reads as "the web server can open a connection". So there is
+no password to keep and no SQL built from anything. Both hosts get the sshd settings that the
 hardening checks look for, since a stock cloud image (Amazon Linux 2023) doesn't ship them.
 """
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
 
 from ..errors import EnvError
 from ..settings import Settings
 from .ssh import Connections, execute
 
-DB_USER = "app"
-DB_NAME = "app"
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-twotier.conf"
 SSHD_SETTINGS = "PermitRootLogin no\nPasswordAuthentication no\n"
 # cloud-init may still hold the package manager's lock at first boot (EC2); where there is no
@@ -53,26 +52,13 @@ def setup_web(conn: Connections, settings: Settings, progress=print) -> None:
           f"echo {shlex.quote(page)} | sudo tee {fam.web_docroot}/index.html >/dev/null", progress)
 
 
-def db_password(settings: Settings) -> str:
-    path = settings.state_dir / "db_password"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL|O_NOFOLLOW: written once by us, 0600 from the first byte; never through a symlink.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(18))
-    return path.read_text().strip()
-
-
-def setup_db(conn: Connections, settings: Settings, web_private_ip: str, progress=print) -> None:
+def setup_db(conn: Connections, settings: Settings, progress=print) -> None:
     fam = conn.os_family("db")
     db = conn.db()
     progress(f"db server ({fam.name}, through the web server): installing {fam.db_package} through the NAT gateway")
     _common(db, fam, progress)
-    # skip-name-resolve: clients are granted by address, and a reverse lookup per connection would
-    # stall every greeting once the DB has no way out (the article's finished state).
+    # skip-name-resolve: MariaDB looks every client's name up before its first packet, which stalls
+    # once the DB has no way out (the article's finished state).
     # Written before the install, so the server the package starts already reads it (Debian starts
     # it at install; no second start, and no second round of its start-up table checks).
     conf = "[mysqld]\nbind-address = 0.0.0.0\nskip-name-resolve\n"
@@ -85,11 +71,3 @@ def setup_db(conn: Connections, settings: Settings, web_private_ip: str, progres
           f"sudo systemctl enable --now {fam.db_service} && "
           f"if [ \"$(sudo {fam.db_client} -N -e 'select @@skip_name_resolve')\" != 1 ]; then "
           f"sudo systemctl restart {fam.db_service}; fi", progress)
-    pw = db_password(settings)
-    sql = (f"CREATE DATABASE IF NOT EXISTS {DB_NAME}; "
-           f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{web_private_ip}' IDENTIFIED BY '{pw}'; "
-           f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'{web_private_ip}'; FLUSH PRIVILEGES;")
-    progress("  create the application user (web server's address only)")
-    result = execute(db, f"sudo {fam.db_client} -e {shlex.quote(sql)}")
-    if result.rc != 0:
-        raise EnvError(f"create the application user failed (exit {result.rc})")

@@ -2,12 +2,14 @@
 
 Host keys are pinned on first contact into the environment's known_hosts; a changed key fails
 the run. The same facts are written as an ssh_config that OpenSSH accepts (`ssh -F FILE db`).
+The pins and the environment's own key are read and written as every file of a state folder is
+(awsenv/files.py): in a folder of ours, never through a link.
 """
 from __future__ import annotations
 
 import functools
+import io
 import os
-import stat
 import threading
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.host import Host
 
+from .. import files
 from ..errors import EnvError, one_line
 from ..settings import Settings
 from ..targets import Target
@@ -31,7 +34,23 @@ def pin_file(settings: Settings) -> Path:
 
 def forget_pins(settings: Settings) -> None:
     """The hosts are gone; the next environment reuses their addresses with new keys."""
-    pin_file(settings).unlink(missing_ok=True)
+    files.remove(pin_file(settings))
+
+
+def load_pins(client: paramiko.SSHClient, known_hosts: Path) -> None:
+    """The pinned host keys into the client (paramiko's own loader would follow a link)."""
+    text = files.read_text(known_hosts) or ""
+    for line in text.splitlines():
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        if entry is not None and entry.key is not None:
+            for name in entry.hostnames:
+                client.get_host_keys().add(name, entry.key.get_name(), entry.key)
+
+
+def save_pins(client: paramiko.SSHClient, known_hosts: Path) -> None:
+    keys = client.get_host_keys()
+    lines = [f"{name} {kind} {key.get_base64()}\n" for name in keys.keys() for kind, key in keys[name].items()]
+    files.write_private(known_hosts, "".join(lines))
 
 
 class PinOnFirstContact(paramiko.MissingHostKeyPolicy):
@@ -42,20 +61,31 @@ class PinOnFirstContact(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client, hostname, key):
         client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        client.get_host_keys().save(str(self.known_hosts))
+        save_pins(client, self.known_hosts)
 
 
-def load_key(path: Path) -> paramiko.PKey:
-    if not path.exists():
-        raise EnvError(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)")
-    if path.stat().st_mode & 0o077:
-        raise EnvError(f"SSH key file {path} is readable by others (mode {oct(path.stat().st_mode & 0o777)}); "
-                       f"run chmod 600 {path}")
+def load_key(path: Path, own: bool) -> paramiko.PKey:
+    """The private key at `path`: the environment's own (`own`: in its state folder, read as every
+    file there is) or the user's (--ssh-key: private, as OpenSSH insists, and without a passphrase)."""
+    try:
+        if own:
+            text = files.read_private(path)
+        else:
+            if path.stat().st_mode & 0o077:
+                raise EnvError(f"SSH key file {path} is readable by others (mode {oct(path.stat().st_mode & 0o777)}); "
+                               f"run chmod 600 {path}")
+            text = path.read_bytes()
+    except FileNotFoundError:
+        raise EnvError(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)") from None
+    except IsADirectoryError:
+        raise EnvError(f"SSH key file {path} is a folder, not a key") from None
     for cls in (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey):
         try:
-            return cls.from_private_key_file(str(path))
-        except paramiko.SSHException:
+            return cls.from_private_key(io.StringIO(text.decode(errors="replace")))
+        except paramiko.PasswordRequiredException:
+            raise EnvError(f"SSH key file {path} is encrypted and needs a passphrase, which this tool never asks for; "
+                           f"give a key without one (ssh-keygen -p -N '' -f COPY on a copy of it)") from None
+        except (paramiko.SSHException, ValueError):
             continue
     raise EnvError(f"SSH key file {path} holds no private key paramiko can read")
 
@@ -80,8 +110,7 @@ class Connections:
 
     def _client(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        if self.known_hosts.exists():
-            client.load_host_keys(str(self.known_hosts))
+        load_pins(client, self.known_hosts)
         client.set_missing_host_key_policy(PinOnFirstContact(self.known_hosts))
         return client
 
@@ -234,13 +263,7 @@ def control_dir(settings: Settings) -> Path:
     if len(str(settings.state_dir)) <= _SOCKET_PATH_MAX:
         return settings.state_dir
     folder = Path(f"/tmp/twotier-ssh-{os.geteuid()}")
-    try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise EnvError(f"{folder} is not a private folder of this user; remove it (it holds SSH control sockets)")
+    files.ensure_folder(folder, 0o700, "SSH control socket folder")
     return folder
 
 

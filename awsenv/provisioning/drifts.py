@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import consistency
+from .. import consistency, files
 from ..errors import EnvError
 from ..install import provision_command
 from ..waits import wait_with_waiter
@@ -53,6 +53,14 @@ def _fresh(env, call):
     consistency: an Elastic IP right after AllocateAddress)."""
     t = env.target
     return consistency.retry_not_found(call, t.consistency_timeout, first=t.retry_first, cap=t.poll_delay)
+
+
+def _made(env, kind: str, resource_id: str) -> str:
+    """A drift made this in an environment of ours: into its ledger, so `down` removes it as ours."""
+    from .ledger import Ledger
+
+    Ledger(env.settings.state_dir).record(kind, resource_id)
+    return resource_id
 
 
 def _web_group(env) -> str:
@@ -167,6 +175,7 @@ def _db_public_ip(env):
 
     ec2 = env.ec2
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env, "drift-eip"))
+    _made(env, "elastic-ip", eip["AllocationId"])
     db = env.snapshot().db.id
     _fresh(env, lambda: ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db))
 
@@ -229,6 +238,7 @@ def _expose_db(env):
     ec2 = env.ec2
     _private_to_igw(env)
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env, "drift-eip"))
+    _made(env, "elastic-ip", eip["AllocationId"])
     db = env.snapshot().db.id
     _fresh(env, lambda: ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db))
     for port in (22, 3306):
@@ -263,9 +273,11 @@ def _extra_nat(env):
     ec2, s = env.ec2, env.snapshot()
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env,
                                                                          "drift-nat-eip"))
+    _made(env, "elastic-ip", eip["AllocationId"])
     nat = _fresh(env, lambda: ec2.create_nat_gateway(
         SubnetId=s.public_subnet.id, AllocationId=eip["AllocationId"],
         TagSpecifications=tags.spec("natgateway", env.settings.env, "drift-nat")))
+    _made(env, "nat-gateway", nat["NatGateway"]["NatGatewayId"])
     wait_with_waiter(ec2, "nat_gateway_available", "the drift's NAT gateway available", 900, lambda _: None,
                      NatGatewayIds=[nat["NatGateway"]["NatGatewayId"]])
 
@@ -304,9 +316,7 @@ def _replace_web_key(env):
     path = env.settings.state_dir / DRIFT_KEY
     pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                                     serialization.NoEncryption())
-    path.unlink(missing_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(pem)
+    files.write_private(path, pem)
     key = _load_drift_key(path)
     line = f"{key.get_name()} {key.get_base64()} twotier-drift"
     _host(env, "web", f"cp ~/.ssh/authorized_keys ~/.ssh/authorized_keys.before-drift && "
@@ -325,13 +335,13 @@ def _restore_web_key(env):
         conns.close()
     if result.rc != 0:
         raise EnvError(f"could not restore the web server's authorized key: {result.stderr.strip()}")
-    (env.settings.state_dir / DRIFT_KEY).unlink(missing_ok=True)
+    files.remove(env.settings.state_dir / DRIFT_KEY)
 
 
 def _load_drift_key(path):
-    import paramiko
+    from ..hosts.ssh import load_key
 
-    return paramiko.Ed25519Key.from_private_key_file(str(path))
+    return load_key(path, own=True)
 
 
 DRIFT_KEY = "drift-web-key"
@@ -362,12 +372,13 @@ def _db_in_public_subnet(env):
     wait_with_waiter(ec2, "instance_terminated", f"the DB server {s.db.id} terminated", 600, lambda _: None,
                      InstanceIds=[s.db.id])
     # Launched as the provisioner launches (no public address; the interface goes with the instance).
-    ec2.run_instances(ImageId=s.db.image_id, InstanceType=s.db.instance_type, MinCount=1, MaxCount=1,
-                      KeyName=s.db.key_name, MetadataOptions={"HttpTokens": "required"},
-                      NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": s.public_subnet.id,
-                                          "Groups": list(s.db.group_ids), "AssociatePublicIpAddress": False,
-                                          "DeleteOnTermination": True}],
-                      TagSpecifications=tags.spec("instance", env.settings.env, "db"))
+    new = ec2.run_instances(ImageId=s.db.image_id, InstanceType=s.db.instance_type, MinCount=1, MaxCount=1,
+                        KeyName=s.db.key_name, MetadataOptions={"HttpTokens": "required"},
+                        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": s.public_subnet.id,
+                                            "Groups": list(s.db.group_ids), "AssociatePublicIpAddress": False,
+                                            "DeleteOnTermination": True}],
+                        TagSpecifications=tags.spec("instance", env.settings.env, "db"))
+    _made(env, "instance", new["Instances"][0]["InstanceId"])
 
 
 CATALOGUE: list[Drift] = [

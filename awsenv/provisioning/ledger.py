@@ -1,20 +1,23 @@
 """A run ledger on disk: every ID is written the moment AWS returns it, before anything else
-happens, so `down` can clean up after a crash at any point even if a tag filter misses it.
+happens, and every `up` writes its RunId before it creates anything, so `down` can clean up
+after a crash at any point even if a tag filter misses something.
 
-The ledger is only a hint: teardown looks every entry up and deletes it only if the resource's
-own tags say it belongs to the environment. A corrupt or hostile ledger can't make it delete
-anything else, and can't stop `down` (unreadable lines are skipped).
+The ledger is what makes a resource ours by proof (teardown.py): named here, or tagged with a RunId
+named here. It is still checked against the resource's own tags before anything is deleted, and
+it lives in a state folder that is ours (awsenv/files.py: no other user can write it, and it is
+never reached through a link); unreadable lines are skipped, so a corrupt ledger can't stop `down`.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
+from .. import files
 from .kinds import BY_NAME
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_RUN = re.compile(r"[0-9a-f]{6,64}")
 
 
 class Ledger:
@@ -22,27 +25,31 @@ class Ledger:
         self.path = Path(state_dir) / "ledger.jsonl"
 
     def record(self, kind: str, resource_id: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"kind": kind, "id": resource_id}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        files.append_private(self.path, json.dumps({"kind": kind, "id": resource_id}) + "\n")
 
-    def entries(self) -> list[tuple[str, str]]:
-        try:
-            lines = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
-        except OSError:
-            return []
+    def record_run(self, run_id: str) -> None:
+        """An `up` is about to create: whatever carries its RunId tag is ours (an answer lost to an
+        interrupt or a 5xx never reached record(), but the resource carries the tag)."""
+        files.append_private(self.path, json.dumps({"run": run_id}) + "\n")
+
+    def _lines(self) -> list[dict]:
+        text = files.read_text(self.path)
         out = []
-        for line in lines:
+        for line in (text or "").splitlines():
             try:
                 e = json.loads(line)
             except ValueError:
                 continue   # a line cut short by a crash, or not ours at all
-            if (isinstance(e, dict) and e.get("kind") in BY_NAME and isinstance(e.get("id"), str)
-                    and _ID.fullmatch(e["id"])):
-                out.append((e["kind"], e["id"]))
+            if isinstance(e, dict):
+                out.append(e)
         return out
 
+    def entries(self) -> list[tuple[str, str]]:
+        return [(e["kind"], e["id"]) for e in self._lines()
+                if e.get("kind") in BY_NAME and isinstance(e.get("id"), str) and _ID.fullmatch(e["id"])]
+
+    def runs(self) -> set[str]:
+        return {e["run"] for e in self._lines() if isinstance(e.get("run"), str) and _RUN.fullmatch(e["run"])}
+
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        files.remove(self.path)

@@ -2,7 +2,9 @@
 
 An advisory lock (flock) on a file in the environment's state directory, held for the whole
 command; the file says who holds it, so the second command can say so and stop before it touches
-anything. The kernel drops the lock when the holder dies, so a crash never leaves it stuck.
+anything. The kernel drops the lock when the holder dies, so a crash never leaves it stuck. The
+file is opened like every file of a state folder (awsenv/files.py): in a folder of ours, never
+through a link.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import files
 from ..errors import EnvError
 
 LOCK_FILE = ".twotier-lock"
@@ -21,8 +24,7 @@ LOCK_FILE = ".twotier-lock"
 @contextlib.contextmanager
 def environment_lock(state_dir: Path, env: str, what: str):
     path = Path(state_dir) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fd = files.open_lock(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

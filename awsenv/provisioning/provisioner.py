@@ -9,6 +9,7 @@ awsenv/consistency.py); states are polled with backoff up to the target's poll_d
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from .. import consistency
+from .. import consistency, files
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
@@ -117,6 +118,7 @@ class Provisioner:
     # -- the article's steps ----------------------------------------------------------------
     def up(self) -> Built:
         self.check_inputs()
+        self.start_run()
         self.ensure_key_pair()
         self.ensure_vpc()
         self.ensure_subnets()
@@ -132,6 +134,16 @@ class Provisioner:
         self.ensure_web_eip()
         self.ensure_private_route_table()
         return self.b
+
+    _run_recorded = False
+
+    def start_run(self) -> None:
+        """Before anything is made: this run's RunId into the ledger, so whatever carries its tag is
+        ours by proof even if an interrupt or a 5xx keeps an ID from the ledger. (A ledger that can't be
+        written, a link say, stops the run here, with nothing made.)"""
+        if not self._run_recorded:
+            self.ledger.record_run(self.run_id)
+            self._run_recorded = True
 
     def check_inputs(self) -> None:
         self.s.require_admin_cidr()
@@ -183,7 +195,7 @@ class Provisioner:
             raise EnvError(f"key pair {name} exists but was not made by this project (no tags Project={tags.PROJECT}, "
                            f"Env={self.s.env}); choose another --env")
         if existing:
-            if not key_file.exists():
+            if not os.path.lexists(key_file):
                 # AWS never hands a private half out: without our copy the pair can't log in, and
                 # deleting it would lock out the servers already launched with it.
                 raise EnvError(f"key pair {name} exists but its private key {key_file} is missing; pass the key "
@@ -191,7 +203,7 @@ class Provisioner:
             self.say(f"key pair {name}: exists")
             return
         if self.s.ssh_key:
-            key = load_key(self.s.ssh_key)      # the user's own key: import its public half only
+            key = load_key(self.s.ssh_key, own=False)      # the user's own key: import its public half only
             source = str(self.s.ssh_key)
         else:
             key, source = own_key(key_file)
@@ -473,20 +485,25 @@ KEY_MARK = ".twotier-key"     # the public half of the key file we wrote: proof 
 
 def own_key(path: Path):
     """Our key at path: the one we wrote earlier (its public half matches our mark), or a new one.
-    A file there that we did not write is the user's: refused, never read as ours nor overwritten."""
+    A file there that we did not write is the user's: refused, never read as ours nor overwritten.
+    Both files are read and written as every file of a state folder is (awsenv/files.py)."""
     from ..hosts.ssh import load_key
 
     mark = path.parent / KEY_MARK
-    if path.exists() or path.is_symlink():
-        if path.is_symlink() or not mark.is_file():
+    if os.path.lexists(path):
+        try:
+            mark_text = files.read_text(mark)
+        except EnvError:
+            mark_text = None
+        if os.path.islink(path) or mark_text is None:
             raise EnvError(f"{path} already exists and was not written by this project; refusing to use or "
                            "overwrite it (choose another --state-dir, or pass it with --ssh-key if it is the key to use)")
-        key = load_key(path)
-        if mark.read_text().strip() != f"{key.get_name()} {key.get_base64()}":
+        key = load_key(path, own=True)
+        if mark_text.strip() != f"{key.get_name()} {key.get_base64()}":
             raise EnvError(f"{path} is not the key this project wrote there; refusing to use or overwrite it")
         return key, f"this environment's key {path}"
     key = write_new_key(path)
-    mark.write_text(f"{key.get_name()} {key.get_base64()}\n")
+    files.write_private(mark, f"{key.get_name()} {key.get_base64()}\n")
     return key, f"a new key saved to {path} (0600)"
 
 
@@ -497,14 +514,11 @@ def write_new_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                                     serialization.NoEncryption())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        files.create_private(path, pem)
     except FileExistsError:
         raise EnvError(f"{path} already exists and is not this environment's key; refusing to overwrite it "
                        "(choose another --state-dir, or pass it with --ssh-key if it is the key to use)") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    return paramiko.Ed25519Key.from_private_key_file(str(path))
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem.decode()))

@@ -3,7 +3,10 @@
 The safety net for runs that never reached their teardown (a killed CI job, a laptop closed
 mid-run): everything provision.py creates carries Project=twotier, Env, CreatedAt and ExpiresAt,
 so a scheduled `provision.py sweep --older-than 2h` finds what was left and removes it through
-the same teardown as `down`, per environment. Resources without our Project tag are never touched.
+the same teardown as `down`, per environment. Sweep is the tool for environments we have no ledger
+for (a CI job's state folder is gone with its runner), so its rule is the tags alone: it removes
+what carries our Project tag and a due environment's Env tag (`down --include-tagged`), whoever made
+it. Resources without our Project tag are never touched.
 """
 from __future__ import annotations
 
@@ -104,15 +107,15 @@ def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run:
                      else type(target).default_state_dir(e.env, settings.region))
         # Exactly what `down` would delete (tags, and ledger entries whose tags say they're ours),
         # so --dry-run never lists less than a real run removes.
-        found = teardown.find_env(target.ec2, e.env, Ledger(state_dir))
+        found = teardown.find_env(target.ec2, e.env, Ledger(state_dir), include_tagged=True)
         progress(f"env {e.env}: {why}; {'would remove' if dry_run else 'removing'}:")
-        for kind, rid in kinds.billed_first([(k, i) for k, ids in found.items() for i in ids]):
+        for kind, rid in kinds.billed_first([(k, i) for k, ids in found.ours.items() for i in ids]):
             progress(f"  {kind:<17} {rid}{kinds.cost_note(kind)}")
         if dry_run:
             continue
         with environment_lock(state_dir, e.env, "sweep"):
             remaining = teardown.down(target, replace(settings, env=e.env, state_dir=state_dir),
-                                      progress=lambda m: progress(f"  {m}"))
+                                      progress=lambda m: progress(f"  {m}"), include_tagged=True)
         if remaining:
             left += [f"env {e.env}: {line}" for line in remaining.lines()]
         else:

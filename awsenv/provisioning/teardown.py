@@ -1,7 +1,15 @@
-"""Removes an environment in the order of kinds.py, from tags and from the run ledger.
+"""Removes an environment in the order of kinds.py: what is ours by proof, each after its tags are checked.
 
-Only resources carrying our Project tag and this environment's Env tag are ever deleted; a
-ledger entry is looked up and its tags verified first (a ledger is a file anyone could edit).
+Ours by proof: named by the environment's ledger (ledger.py: every ID the moment AWS returned it),
+or tagged with a RunId the ledger knows (every `up` writes its own before it creates anything). A
+resource is deleted only if it is ours by proof AND still carries our Project tag and this
+environment's Env tag. So:
+- a resource tagged Project and Env like ours that the ledger doesn't know (another team's, or one
+  built from another state folder) is listed and kept, unless `include_tagged` says so (`down
+  --include-tagged`; `sweep`, the tool for environments we have no ledger for, always does);
+- a resource the ledger names that no longer carries our tags (someone changed its Env) is not
+  deleted, and it is reported as left, with the reason: `down` never says "nothing left", and never
+  drops the ledger, while such a resource exists.
 A rollback passes `only`: a test of (kind, id, tags) that holds for what this very process
 created (provisioner.made_here), so nothing that was there before it is touched.
 
@@ -32,6 +40,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from .. import consistency, statedir
+from ..display import for_terminal
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
@@ -46,11 +55,14 @@ ENI_TIMEOUT = 600.0          # their network interfaces gone
 
 @dataclass
 class Leftovers:
-    items: list[tuple[str, str]] = field(default_factory=list)
+    items: list[tuple[str, str]] = field(default_factory=list)       # ours by proof, still there
     unconfirmed: set[tuple[str, str]] = field(default_factory=set)   # made here, never seen: may exist
+    moved: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, id, why): the ledger's, no longer tagged ours
+    kept: list[tuple[str, str]] = field(default_factory=list)        # tagged like ours, not ours by proof
 
     def __bool__(self):
-        return bool(self.items)
+        """Something this environment made is still there."""
+        return bool(self.items or self.moved)
 
     def lines(self) -> list[str]:
         out = []
@@ -59,7 +71,37 @@ class Leftovers:
             if (k, i) in self.unconfirmed:
                 line += " (created by this run but never visible to the API afterwards: check it)"
             out.append(line)
+        why = {(k, i): w for k, i, w in self.moved}
+        for k, i in kinds.billed_first(list(why)):
+            out.append(f"{k} {i} LEFT BEHIND{kinds.cost_note(k)}: this environment's ledger names it, but "
+                       f"{why[(k, i)]}, so it was not deleted (restore the tag and run down again, or remove it "
+                       f"yourself if it is no longer yours)")
         return out
+
+    def kept_lines(self, env: str) -> list[str]:
+        return [f"{k} {i} kept{kinds.cost_note(k)}: tagged Project={tags.PROJECT} Env={env}, but not in this "
+                f"environment's ledger nor made by a run it knows (another team's, or built from another state "
+                f"folder); `down --include-tagged` removes it too" for k, i in kinds.billed_first(self.kept)]
+
+
+@dataclass
+class Found:
+    """What a listing and the ledger say about the environment."""
+    ours: dict[str, list[str]]                       # kind -> ids: ours by proof, tagged ours: to delete
+    moved: list[tuple[str, str, str]] = field(default_factory=list)
+    unproven: list[tuple[str, str]] = field(default_factory=list)
+
+    def __bool__(self):
+        return any(self.ours.values())
+
+
+def why_not_ours(tag_list: list[dict] | None, env: str) -> str:
+    """Why a resource's tags no longer say it belongs to the environment, for a person to read."""
+    project, now = tags.value(tag_list, "Project"), tags.value(tag_list, "Env")
+    if project != tags.PROJECT:
+        return (f"its Project tag is now {for_terminal(project, 40)}" if project is not None
+                else f"it does not carry Project={tags.PROJECT} now")
+    return f"its Env tag is now {for_terminal(now, 40)}" if now is not None else "it does not carry an Env tag now"
 
 
 def _gone(code: str) -> bool:
@@ -71,20 +113,29 @@ Only = Callable[[str, str, list[dict]], bool]
 
 
 def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None, target: Target | None = None,
-             unconfirmed: set[tuple[str, str]] | None = None) -> dict[str, list[str]]:
-    """Everything of the environment by kind: tagged Project and Env (checked on our side too, since
-    moto ignores some tag filters), plus ledger entries whose own tags say they are ours. A ledger
-    entry this process just created (with `target`) is looked up until it shows, within the target's
-    consistency_timeout; one that never does is added to `unconfirmed` (and to the result)."""
-    found: dict[str, list[str]] = {k.name: [] for k in kinds.KINDS}
+             unconfirmed: set[tuple[str, str]] | None = None, include_tagged: bool = False) -> Found:
+    """The environment by kind: what is ours by proof (the ledger names it, or it carries a RunId
+    the ledger knows; `only` and `include_tagged` are proof of their own) and tagged Project and Env
+    (checked on our side too, since moto ignores some tag filters). Also what the ledger names that
+    no longer carries our tags (`moved`), and what is tagged like ours without proof (`unproven`).
+    A ledger entry this process just created (with `target`) is looked up until it shows, within the
+    target's consistency_timeout; one that never does is added to `unconfirmed` (and to the result)."""
+    found = Found({k.name: [] for k in kinds.KINDS})
     keep = only or (lambda kind, rid, tag_list: True)
+    named = set(ledger.entries())
+    runs = ledger.runs()
     for kind in kinds.KINDS:
         for rid, tag_list in kind.listing(ec2, tags.env_filter(env)):
             consistency.RECENT.seen([rid])     # listed: it has propagated
-            if tags.is_ours(tag_list, env) and keep(kind.name, rid, tag_list):
-                found[kind.name].append(rid)
-    for kind_name, rid in ledger.entries():
-        if rid in found[kind_name]:
+            if not (tags.is_ours(tag_list, env) and keep(kind.name, rid, tag_list)):
+                continue
+            if (include_tagged or only is not None or (kind.name, rid) in named
+                    or tags.value(tag_list, tags.RUN_ID) in runs):
+                found.ours[kind.name].append(rid)
+            else:
+                found.unproven.append((kind.name, rid))
+    for kind_name, rid in sorted(named, key=lambda e: [k.name for k in kinds.KINDS].index(e[0])):
+        if rid in found.ours[kind_name]:
             continue
         if target is not None and consistency.RECENT.is_fresh(rid):
             try:
@@ -95,12 +146,14 @@ def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None, target: Ta
             except ClientError as exc:
                 if consistency.error_code(exc) in consistency.NOT_FOUND_AFTER_CREATE and unconfirmed is not None:
                     unconfirmed.add((kind_name, rid))
-                    found[kind_name].append(rid)
+                    found.ours[kind_name].append(rid)
                 continue
         else:
             hits = kinds.lookup(ec2, kind_name, rid)
         if any(tags.is_ours(t, env) and keep(kind_name, rid, t) for _, t in hits):
-            found[kind_name].append(rid)
+            found.ours[kind_name].append(rid)
+        elif hits and only is None:
+            found.moved.append((kind_name, rid, why_not_ours(hits[0][1], env)))
     return found
 
 
@@ -210,23 +263,24 @@ def _wait_for_listings(target: Target, progress) -> None:
         time.sleep(wait)
 
 
-def down(target: Target, settings: Settings, progress=print, only: Only | None = None) -> Leftovers:
+def down(target: Target, settings: Settings, progress=print, only: Only | None = None,
+         include_tagged: bool = False) -> Leftovers:
     """Remove the environment (or, with `only`, just those of its resources); returns what is left."""
     ec2 = target.ec2
     ledger = Ledger(settings.state_dir)
     _wait_for_listings(target, progress)
     unconfirmed: set[tuple[str, str]] = set()
-    found = find_env(ec2, settings.env, ledger, only, target, unconfirmed)
-    if not any(found.values()):
-        progress(f"env {settings.env}: nothing to remove")
-        if only is None:
+    found = find_env(ec2, settings.env, ledger, only, target, unconfirmed, include_tagged)
+    if not found:
+        progress(f"env {settings.env}: nothing of it to remove")
+        if only is None and not found.moved:
             ledger.clear()
             statedir.forget_after_down(settings, progress)
-        return Leftovers()
+        return Leftovers(moved=found.moved, kept=found.unproven)
 
-    seen = {(k, i) for k, ids in found.items() for i in ids}
-    problems = _remove(target, found, progress)
-    left = leftovers(target, settings, only, unconfirmed)
+    seen = {(k, i) for k, ids in found.ours.items() for i in ids}
+    problems = _remove(target, found.ours, progress)
+    left = leftovers(target, settings, only, unconfirmed, include_tagged)
     late = [(k, i) for k, i in left.items if (k, i) not in seen]
     if late:
         # Shown by a later listing only (an answer lost to an interrupt or a 5xx): one more pass.
@@ -235,8 +289,8 @@ def down(target: Target, settings: Settings, progress=print, only: Only | None =
         for k, i in left.items:
             again[k].append(i)
         problems += _remove(target, again, progress)
-        left = leftovers(target, settings, only, unconfirmed)
-    if left and problems:
+        left = leftovers(target, settings, only, unconfirmed, include_tagged)
+    if left.items and problems:
         progress(f"env {settings.env}: {len(problems)} step(s) failed; left: {', '.join(i for _, i in left.items)}")
     if only is None:
         # The hosts are gone: their pinned keys must not fail the next environment that gets the
@@ -337,10 +391,10 @@ def _delete_groups(p: _Pass, group_ids: list[str]) -> None:
 
 
 def leftovers(target: Target, settings: Settings, only: Only | None = None,
-              unconfirmed: set[tuple[str, str]] | None = None) -> Leftovers:
+              unconfirmed: set[tuple[str, str]] | None = None, include_tagged: bool = False) -> Leftovers:
     """What of the environment is still there (and, with `unconfirmed`, what this run made and never saw)."""
-    found = find_env(target.ec2, settings.env, Ledger(settings.state_dir), only)
-    items = [(k.name, i) for k in kinds.KINDS for i in found.get(k.name, [])]
+    found = find_env(target.ec2, settings.env, Ledger(settings.state_dir), only, include_tagged=include_tagged)
+    items = [(k.name, i) for k in kinds.KINDS for i in found.ours.get(k.name, [])]
     never_seen = {(k, i) for k, i in (unconfirmed or set())}
     items += sorted(never_seen - set(items))
-    return Leftovers(items, never_seen)
+    return Leftovers(items, never_seen, found.moved, found.unproven)

@@ -72,10 +72,12 @@ class Target:
     @classmethod
     def decide_settings(cls, values: dict) -> Settings:
         """Settings from raw option values, with this target's defaults where none was given."""
-        from ..settings import DEFAULTS, check_env_name
+        from ..settings import DEFAULTS, check_env_name, check_region_name
 
         env = check_env_name(str(values.get("env") or DEFAULTS["env"]))
         state_dir = Path(values["state_dir"]) if values.get("state_dir") else None
+        if values.get("region"):
+            check_region_name(values["region"])     # a typo is a bad option, before anything is started
         region = cls.decide_region(values.get("region"), env, state_dir)
         return Settings.build(values, region=region, admin_cidr=cls.admin_cidr_default,
                               state_dir=state_dir or cls.default_state_dir(env, region))
@@ -192,13 +194,11 @@ class Target:
         return self.client("ec2")
 
     def check_region(self) -> None:
-        session = self.session()
-        # Every partition: China (cn-north-1) and GovCloud (us-gov-west-1) are regions too.
-        known = {r for p in session.get_available_partitions()
-                 for r in session.get_available_regions("ec2", partition_name=p)}
-        if self.settings.region not in known:
-            raise EnvError(f"unknown region {self.settings.region!r} (EC2 has e.g. us-east-1, eu-west-1, "
-                           "ap-northeast-1, cn-north-1, us-gov-west-1)")
+        # Every partition: China (cn-north-1) and GovCloud (us-gov-west-1) are regions too. (Again
+        # here: a region from the profile or AWS_REGION is no option and was not checked earlier.)
+        from ..settings import check_region_name
+
+        check_region_name(self.settings.region)
 
     # -- the internet's vantage point -----------------------------------------------------------
     def connect(self, host: str, port: int, timeout: float = 5.0, origin: str = "internet") -> socket.socket:

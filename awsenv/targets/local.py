@@ -9,6 +9,7 @@ from pathlib import Path
 
 from botocore.config import Config
 
+from .. import files
 from ..errors import EnvError
 from ..install import provision_command
 from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
@@ -84,12 +85,18 @@ class LocalTarget(Target):
 
         state_dir = Path(self.settings.state_dir)
         was_running = daemon.attach(self.settings.env, state_dir) is not None
-        state_dir.mkdir(parents=True, exist_ok=True)
+        files.ensure_folder(state_dir)
         try:
             self._api = daemon.start(self.settings.env, state_dir, self.settings.region, progress=progress)
         except LabError as exc:
             raise EnvError(str(exc)) from None
-        self.check_region()
+        try:
+            self.check_region()
+        except BaseException:
+            # The caller never learns that this call started the lab: stop it here, not leave it running.
+            if not was_running:
+                self.close(progress=lambda _: None)
+            raise
         return not was_running
 
     def attach(self, progress=print) -> bool:

@@ -2,7 +2,7 @@
 # The article typed into the AWS CLI by someone who never heard of this project: their own names,
 # a key pair AWS makes (create-key-pair), subnets in a zone that offers t2.micro, SSH open to one address,
 # the DB's rules from the web server's group. AWS_ENDPOINT_URL, the credentials and
-# AWS_DEFAULT_REGION come from the caller (the lab's, as `provision.py status` prints them).
+# AWS_DEFAULT_REGION come from the caller (the lab's, as `provision.py status --credentials` prints them).
 # Usage: article_by_cli.sh KEY_FILE ADMIN_CIDR   -- prints NAME=ID lines.
 set -euo pipefail
 key_file=$1 admin=$2
