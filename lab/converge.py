@@ -29,7 +29,7 @@ from .internet import Internet
 PASS_FILE = "converge.json"
 SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
 # One more pass this long after a pass an API change started: the lab's API answers as EC2 does
-# (emulator/realism.py), so what a create call made is listed only a moment later (eventual
+# (emulator/realism/), so what a create call made is listed only a moment later (eventual
 # consistency, 75 ms in the lab), and the pass the call itself started may not see it yet.
 FOLLOW_UP = 0.3
 

@@ -12,7 +12,7 @@ Leaving out a security-group rule only ever admits less.
 The lab realises what its owner built, never the region's default VPC: the account comes with it
 (AWS makes one per region, and so does moto), nothing the project builds goes there, and it is where
 the realism layer's "other team" keeps a stopped instance tagged with our Env and Role but without
-our Project tag (emulator/realism.py, rule others-instances). Instances and NAT gateways in a default
+our Project tag (emulator/realism/, rule others-instances). Instances and NAT gateways in a default
 VPC are left out of the snapshot (`World.default_vpcs` names the VPCs): no fabric, no namespace, no
 container. An environment built by hand in a VPC of its own is realised whatever its tags, as before.
 

@@ -1,4 +1,4 @@
-"""The aws target against EC2's answers (the realism layer, emulator/realism.py): each rule fires
+"""The aws target against EC2's answers (the realism layer, emulator/realism/): each rule fires
 (its count of injected answers grows) and the code survives it.
 
 A full up / check (with --allow-disruptive) / down against moto behind the layer; then, one by

@@ -1,4 +1,4 @@
-"""The realism layer (emulator/realism.py): plain boto3 against moto behind it meets EC2's answers.
+"""The realism layer (emulator/realism/): plain boto3 against moto behind it meets EC2's answers.
 
 For each rule: the AWS-like answer (EC2's error code and document, or the transitional state), the
 count of injected answers going up, and the call succeeding once the (scaled-down) delay has passed.
