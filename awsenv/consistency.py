@@ -30,12 +30,14 @@ T = TypeVar("T")
 # EC2's codes for an ID it doesn't know (AWS: "Error codes for the Amazon EC2 API"); right after the
 # create call that returned the ID, each can mean "not propagated yet" (AWS: "Eventual consistency in
 # the Amazon EC2 API" names the first two). DescribeNatGateways and DeleteNatGateway answer
-# NatGatewayNotFound, CreateRoute InvalidNatGatewayID.NotFound, for the same NAT gateway.
+# NatGatewayNotFound, CreateRoute InvalidNatGatewayID.NotFound, for the same NAT gateway;
+# CreateNatGateway answers InvalidElasticIpID.NotFound for an address allocated a moment ago
+# (terraform-provider-aws #27087, amazon.aws #1872; emulator/EC2-ANSWERS.md lists them all).
 NOT_FOUND_AFTER_CREATE = frozenset({
     "InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound",
     "InvalidInternetGatewayID.NotFound", "InvalidGatewayID.NotFound", "InvalidRouteTableID.NotFound",
     "InvalidNatGatewayID.NotFound", "NatGatewayNotFound", "InvalidAllocationID.NotFound",
-    "InvalidNetworkInterfaceID.NotFound", "InvalidKeyPair.NotFound",
+    "InvalidElasticIpID.NotFound", "InvalidNetworkInterfaceID.NotFound", "InvalidKeyPair.NotFound",
 })
 # What a delete answers while something still holds the resource (a terminated instance's or a
 # deleting NAT gateway's network interface, a public address still mapped in the VPC): it goes once

@@ -136,6 +136,24 @@ def test_calls_naming_a_new_id_are_retried_and_others_are_not(aws, monkeypatch, 
     assert not nothing_left(aws), nothing_left(aws)
 
 
+def test_a_nat_gateway_whose_address_has_not_propagated_is_retried(aws, monkeypatch, tmp_path):
+    """CreateNatGateway right after AllocateAddress answers InvalidElasticIpID.NotFound
+    (terraform-provider-aws #27087): the allocation is this process's own, so `up` retries it
+    instead of rolling the whole build back."""
+    target, settings = in_process_target(aws, monkeypatch, tmp_path)
+    p = Provisioner(target, settings, progress=lambda m: None)
+    p.check_inputs()
+    for step in (p.ensure_vpc, p.ensure_subnets, p.ensure_internet_gateway):
+        step()
+    before = aws.layer.counts.by_action()["eventual-consistency"].get("CreateNatGateway", 0)
+    with timings(aws, consistency=1.0):
+        p.ensure_nat_gateway()
+    assert aws.layer.counts.by_action()["eventual-consistency"].get("CreateNatGateway", 0) > before
+    assert p.b.nat_id.startswith("nat-")
+    assert not teardown.down(target, settings, progress=lambda m: None)
+    assert not nothing_left(aws), nothing_left(aws)
+
+
 def test_retry_gives_up_at_its_deadline_with_the_last_answer():
     calls = []
 

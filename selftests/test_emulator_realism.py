@@ -185,6 +185,44 @@ def test_not_found_is_ec2s_error_document_and_lists_leave_the_id_out(realistic_a
     assert [i["InstanceId"] for r in by_tag for i in r["Instances"]] == [instance]
 
 
+def test_a_nat_gateway_right_after_its_address_is_allocated_answers_invalid_elastic_ip_id(realistic_aws):
+    """terraform-provider-aws #27087, amazon.aws #1872: CreateNatGateway right after AllocateAddress."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    before = realistic_aws.counts()
+    with realistic_aws.paused():
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        err = error_of(ec2.create_nat_gateway, SubnetId=subnet, AllocationId=allocation)
+    assert code(err) == "InvalidElasticIpID.NotFound", err
+    assert err.response["Error"]["Message"] == f"The elasticIp ID '{allocation}' does not exist"
+    # Other calls naming the same allocation answer in its own terms.
+    with realistic_aws.paused():
+        allocation2 = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        assert code(error_of(ec2.describe_addresses, AllocationIds=[allocation2])) == "InvalidAllocationID.NotFound"
+    nat = until_ok(ec2.create_nat_gateway, SubnetId=subnet, AllocationId=allocation)["NatGateway"]
+    assert nat["NatGatewayAddresses"][0]["AllocationId"] == allocation
+    assert grew(before, realistic_aws.counts(), "eventual-consistency")
+    assert realistic_aws.layer.counts.by_action()["eventual-consistency"].get("CreateNatGateway")
+
+
+def test_a_nat_gateway_with_an_unknown_allocation_answers_ec2s_code_and_leaves_nothing(realistic_aws):
+    """moto answers InvalidAllocationID.NotFound and leaves the gateway's interface behind; EC2
+    answers InvalidElasticIpID.NotFound (the code amazon.aws retries) and makes nothing."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    before = realistic_aws.counts()
+    unknown = "eipalloc-0123456789abcdef0"
+    err = error_of(ec2.create_nat_gateway, SubnetId=subnet, AllocationId=unknown)
+    assert code(err) == "InvalidElasticIpID.NotFound"
+    assert err.response["Error"]["Message"] == f"The elasticIp ID '{unknown}' does not exist"
+    enis = realistic_aws.truth().ec2().describe_network_interfaces(
+        Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]
+    assert enis == [], "a refused CreateNatGateway makes no network interface"
+    assert grew(before, realistic_aws.counts(), "unknown-allocation")
+
+
 # -- b. NAT gateway states ------------------------------------------------------------------------------
 
 def test_nat_gateway_is_pending_then_available_and_deleting_then_deleted(realistic_aws):

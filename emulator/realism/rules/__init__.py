@@ -9,10 +9,12 @@ from .instance_states import InstanceStates
 from .lingering_enis import LingeringEnis
 from .nat_gateway_states import NatGatewayStates
 from .others_instances import OthersInstances
+from .unknown_allocation import UnknownAllocation
 from .zones import ZoneRules, Zones
 
 REGISTRY: tuple[type[Rule], ...] = (
     EventualConsistency,
+    UnknownAllocation,
     NatGatewayStates,
     InstanceStates,
     LingeringEnis,

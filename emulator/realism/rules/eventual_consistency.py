@@ -7,7 +7,10 @@ TerminateInstances too, where it does not mean the instance is gone; InvalidGrou
 CreateSecurityGroup). The codes and messages are the ones EC2 gives for an ID it doesn't know
 ("Error codes for the Amazon EC2 API"); CreateRoute right after CreateNatGateway answers
 InvalidNatGatewayID.NotFound (boto/boto3#779), DescribeNatGateways NatGatewayNotFound (what boto3's
-NatGatewayAvailable waiter retries on). terraform-provider-aws retries these after a create
+NatGatewayAvailable waiter retries on), and CreateNatGateway right after AllocateAddress
+InvalidElasticIpID.NotFound "The elasticIp ID 'eipalloc-...' does not exist" (terraform-provider-aws
+#27087; amazon.aws #1872, retried since amazon.aws PR #2418 in plugins/module_utils/ec2.py
+create_nat_gateway: catch_extra_error_codes=["InvalidElasticIpID.NotFound"]). terraform-provider-aws retries these after a create
 (internal/tfresource RetryWhenNewResourceNotFound, RetryWhenAWSErrCodeEquals in
 internal/service/ec2/vpc_internet_gateway.go, vpc_route_table_association.go), amazon.aws too
 (plugins/module_utils/ec2.py: InvalidInstanceID.NotFound for instances).
@@ -35,6 +38,8 @@ NOT_FOUND = {
     "eipalloc": ("InvalidAllocationID.NotFound", "The allocation ID '{}' does not exist", None),
     "eni": ("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '{}' does not exist", None),
 }
+# CreateNatGateway names its address by allocation ID but answers in the elastic IP's own terms.
+ELASTIC_IP_NOT_FOUND = ("InvalidElasticIpID.NotFound", "The elasticIp ID '{}' does not exist")
 ID_RE = re.compile(r"^(i|sg|igw|rtb|vpc|subnet|nat|eipalloc|eni)-[0-9a-f]{8,17}$")
 # Request parameters (the last non-numeric part of a Query API key) that name a resource by ID.
 ID_PARAMS = {"InstanceId", "GroupId", "SecurityGroupId", "InternetGatewayId", "VpcId", "SubnetId",
@@ -75,6 +80,8 @@ class EventualConsistency(Rule):
             code, message = "InvalidGatewayID.NotFound", "The gateway ID '{}' does not exist"
         if prefix == "nat" and req.action in ("DescribeNatGateways", "DeleteNatGateway"):
             code, message = "NatGatewayNotFound", "NAT gateway {} was not found"
+        if prefix == "eipalloc" and req.action == "CreateNatGateway":
+            code, message = ELASTIC_IP_NOT_FOUND
         same = [v for n, v in hits if v.split("-", 1)[0] == prefix]
         if plural and len(same) > 1:
             raise Ec2Error(self.name, code, plural.format(", ".join(same)))
