@@ -6,6 +6,8 @@ Run: python3 -m pytest -c selftests/pytest.ini selftests/test_emulator_realism.p
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -85,6 +87,17 @@ def raw_ec2(server, **params) -> tuple[int, bytes]:
             return answer.status, answer.read()
     except urllib.error.HTTPError as answer:
         return answer.code, answer.read()
+
+
+@contextlib.contextmanager
+def rates(server, **changes):
+    """The layer's rates changed for one test (the layer is in this process)."""
+    old = server.layer.rates
+    server.layer.rates = dataclasses.replace(old, **changes)
+    try:
+        yield
+    finally:
+        server.layer.rates = old
 
 
 def visible_vpc(ec2, cidr: str = "10.0.0.0/16") -> str:
@@ -253,6 +266,118 @@ def test_nat_gateway_is_pending_then_available_and_deleting_then_deleted(realist
     until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
           what="the NAT gateway to be deleted")
     assert grew(before, realistic_aws.counts(), "nat-gateway-states")
+
+
+def nat_gateway(realistic_aws, ec2, subnet: str) -> tuple[str, dict]:
+    """An available NAT gateway and its address."""
+    allocation = ec2.allocate_address(Domain="vpc")
+    until_ok(ec2.describe_addresses, AllocationIds=[allocation["AllocationId"]])
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation["AllocationId"])["NatGateway"]["NatGatewayId"]
+    until(lambda: until_ok(ec2.describe_nat_gateways, NatGatewayIds=[nat])["NatGateways"][0]["State"] == "available",
+          what="the NAT gateway available")
+    return nat, allocation
+
+
+def nat_interface(ec2, subnet: str) -> list[dict]:
+    return ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]
+
+
+def test_a_nat_gateways_interface_is_ec2s_and_outlives_it_holding_the_subnet(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    nat, _ = nat_gateway(realistic_aws, ec2, subnet)
+    (eni,) = nat_interface(ec2, subnet)
+    assert eni["InterfaceType"] == "nat_gateway" and eni["RequesterManaged"] is True
+    assert eni["Status"] == "in-use" and eni["Description"] == f"Interface for NAT Gateway {nat}"
+    err = error_of(ec2.delete_subnet, SubnetId=subnet)
+    assert code(err) == "DependencyViolation", "a subnet holding a NAT gateway can't be deleted"
+    with realistic_aws.paused():
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        assert [e["Status"] for e in nat_interface(ec2, subnet)] == ["in-use"], "in use while deleting"
+    until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+          what="the NAT gateway deleted")
+    with realistic_aws.paused():
+        assert [e["Status"] for e in nat_interface(ec2, subnet)] == ["available"], "it outlives the gateway"
+        err = error_of(ec2.delete_subnet, SubnetId=subnet)
+        assert code(err) == "DependencyViolation"
+        assert err.response["Error"]["Message"] == f"The subnet '{subnet}' has dependencies and cannot be deleted."
+        assert code(error_of(ec2.delete_vpc, VpcId=vpc)) == "DependencyViolation"
+    # What terraform-provider-aws does: retry DependencyViolation until the interface is gone.
+    until_ok(ec2.delete_subnet, SubnetId=subnet)
+    assert eni["NetworkInterfaceId"] not in {e["NetworkInterfaceId"] for e in
+                                             realistic_aws.truth().ec2().describe_network_interfaces()["NetworkInterfaces"]}
+    until_ok(ec2.delete_vpc, VpcId=vpc)
+    by_action = realistic_aws.layer.counts.by_action()["nat-gateway-eni"]
+    assert {"DescribeNetworkInterfaces", "DeleteSubnet", "DeleteVpc"} <= set(by_action), by_action
+    assert grew(before, realistic_aws.counts(), "nat-gateway-eni")
+
+
+def test_a_nat_gateways_address_is_in_use_until_the_gateway_is_deleted_then_may_lag(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    with rates(realistic_aws, nat_release_lag=1.0):
+        nat, allocation = nat_gateway(realistic_aws, ec2, subnet)
+        alloc_id, ip = allocation["AllocationId"], allocation["PublicIp"]
+        err = error_of(ec2.release_address, AllocationId=alloc_id)
+        assert code(err) == "InvalidIPAddress.InUse" and err.response["Error"]["Message"] == f"Address {ip} is in use."
+        with realistic_aws.paused():
+            ec2.delete_nat_gateway(NatGatewayId=nat)
+            assert code(error_of(ec2.release_address, AllocationId=alloc_id)) == "InvalidIPAddress.InUse"
+            address = ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]
+            assert address.get("AssociationId"), "still on the gateway while it is deleting"
+        until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+              what="the NAT gateway deleted")
+        with realistic_aws.paused():
+            address = ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]
+            assert not address.get("AssociationId") and not address.get("NetworkInterfaceId"), \
+                "EC2 disassociates a deleted NAT gateway's address"
+            answers = [error_of(ec2.release_address, AllocationId=alloc_id).response["Error"] for _ in range(2)]
+        assert [a["Code"] for a in answers] == ["AuthFailure", "InvalidNetworkInterfaceID.NotFound"], answers
+        assert answers[0]["Message"] == "You do not have permission to access the specified resource."
+        assert answers[1]["Message"].startswith("The networkInterface ID 'eni-")
+        # The address is still there (billed): neither answer means it is gone.
+        assert ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"]
+        until_ok(ec2.release_address, AllocationId=alloc_id)
+    assert not realistic_aws.truth().ec2().describe_addresses()["Addresses"]
+    assert grew(before, realistic_aws.counts(), "nat-gateway-eip")
+
+
+def test_a_nat_gateways_address_is_released_at_once_when_it_does_not_lag(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    with rates(realistic_aws, nat_release_lag=0.0):
+        nat, allocation = nat_gateway(realistic_aws, ec2, subnet)
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+              what="the NAT gateway deleted")
+        ec2.release_address(AllocationId=allocation["AllocationId"])
+
+
+def test_a_route_to_a_deleted_nat_gateway_is_a_blackhole(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    nat, _ = nat_gateway(realistic_aws, ec2, subnet)
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    until_ok(ec2.create_route, RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+
+    def state() -> str:
+        routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+        return next(r["State"] for r in routes if r.get("NatGatewayId") == nat)
+
+    assert state() == "active"
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert state() == "blackhole"
+    until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+          what="the NAT gateway deleted")
+    assert state() == "blackhole"
+    assert grew(before, realistic_aws.counts(), "route-blackhole")
 
 
 # -- c. instance states ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ parameters before moto sees them.
 from __future__ import annotations
 
 from .clock import PausableClock
-from .config import ENV_COUNTS, ENV_SCALE, ENV_SWITCH, Timings, rules_from_env
+from .config import ENV_COUNTS, ENV_SCALE, ENV_SWITCH, Rates, Timings, rules_from_env
 from .counts import Counts, read_counts
 from .errors import Ec2Error
 from .layer import RealismLayer, wrap
@@ -28,5 +28,5 @@ from .rules import REGISTRY, RULES, ZoneRules
 from .server import RealisticMotoServer, moto_app
 
 __all__ = ["ENV_COUNTS", "ENV_SCALE", "ENV_SWITCH", "REGISTRY", "RULES", "Counts", "Ec2Error", "PausableClock",
-           "RealismLayer", "RealisticMotoServer", "Timings", "ZoneRules", "moto_app", "read_counts",
+           "Rates", "RealismLayer", "RealisticMotoServer", "Timings", "ZoneRules", "moto_app", "read_counts",
            "rules_from_env", "wrap"]

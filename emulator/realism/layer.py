@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import time
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qsl
 
 from . import query as Q
-from .config import ENV_COUNTS, Timings, rules_from_env
+from .config import ENV_COUNTS, Rates, Timings, rules_from_env
 from .counts import Counts
 from .errors import Ec2Error, error_response
 from .memory import CREATED, INSTANCE_CALLS, Memory
@@ -23,7 +24,8 @@ class RealismLayer:
     """The WSGI middleware; make one with `wrap()`."""
 
     def __init__(self, app, *, rules=None, timings: Timings | None = None, counts: Counts | None = None,
-                 zone_rules: ZoneRules | None = None, clock=time.monotonic):
+                 zone_rules: ZoneRules | None = None, rates: Rates | None = None, seed: int = 0,
+                 clock=time.monotonic):
         self.app = app
         self.rules = frozenset(rules_from_env() if rules is None else rules)
         unknown = self.rules - set(RULES)
@@ -32,6 +34,8 @@ class RealismLayer:
         self.timings = timings or Timings.from_env()
         self.counts = counts or Counts(os.environ.get(ENV_COUNTS) or None)
         self.zone_rules = zone_rules or ZoneRules()
+        self.rates = rates or Rates()
+        self.random = random.Random(seed)   # the rates' draws: the same run draws the same answers
         self.clock = clock
         self.memory = Memory(self)
         # Every rule exists (one may ask another, e.g. which zones offer a type); only those that are
@@ -153,6 +157,8 @@ class RealismLayer:
     def _before(self, req: Q.Request) -> None:
         now = self.clock()
         for rule in self._on:
+            rule.settle(req, now)
+        for rule in self._on:
             rule.before(req, now)
         self.memory.before(req)
 
@@ -172,7 +178,8 @@ class RealismLayer:
 
 def wrap(app, *, enabled: bool | None = None, rules=None, timings: Timings | None = None,
          counts_path: str | os.PathLike | None = None, counts: Counts | None = None,
-         zone_rules: ZoneRules | None = None, clock=time.monotonic) -> RealismLayer:
+         zone_rules: ZoneRules | None = None, rates: Rates | None = None, seed: int = 0,
+         clock=time.monotonic) -> RealismLayer:
     """Put the realism layer in front of moto's WSGI app (`DomainDispatcherApplication`).
 
     enabled   None: the switch decides (`TWOTIER_EMULATOR_REALISM`, on unless `off`); False: a
@@ -181,6 +188,8 @@ def wrap(app, *, enabled: bool | None = None, rules=None, timings: Timings | Non
     timings   the windows, in seconds (default `Timings()`, times `TWOTIER_EMULATOR_REALISM_SCALE`).
     counts_path  a JSON file the counts by rule are written to at every change, for another process
               (`read_counts(path)`); default `TWOTIER_EMULATOR_REALISM_COUNTS`, else none.
+    rates     how often the answers EC2 gives only sometimes are given (default `Rates()`), drawn
+              from a random generator seeded with `seed`.
     The layer's `counts` (a `Counts`) is the in-process counter.
     """
     if enabled is False:
@@ -191,4 +200,5 @@ def wrap(app, *, enabled: bool | None = None, rules=None, timings: Timings | Non
         chosen = rules_from_env() if rules is None else frozenset(rules) & rules_from_env()
     if counts is None:
         counts = Counts(counts_path or os.environ.get(ENV_COUNTS) or None)
-    return RealismLayer(app, rules=chosen, timings=timings, counts=counts, zone_rules=zone_rules, clock=clock)
+    return RealismLayer(app, rules=chosen, timings=timings, counts=counts, zone_rules=zone_rules, rates=rates,
+                        seed=seed, clock=clock)

@@ -163,11 +163,11 @@ class Memory:
         at = self.nat_deleted.get(nat_id)
         return at is not None and now < at + self.layer.timings.nat_deleting
 
-    def deleting_nats(self, req: Q.Request, now: float) -> list:
-        backend = self.layer.backend(req)
-        out = []
-        for nid in list(self.nat_deleted):
-            nat = backend.nat_gateways.get(nid) if hasattr(backend, "nat_gateways") else None
-            if nat is not None and self.nat_deleting(nid, now):
-                out.append(nat)
-        return out
+    def nat_gone_at(self, nat) -> float | None:
+        """When EC2 shows this NAT gateway `deleted`: the end of its deleting period (compare with
+        now); None while it is not deleted. One that moto deleted without this layer seeing the
+        call counts as deleted long ago."""
+        if Q.prop(nat, "state") != "deleted":
+            return None
+        at = self.nat_deleted.get(nat.id)
+        return float("-inf") if at is None else at + self.layer.timings.nat_deleting

@@ -7,8 +7,11 @@ from .eventual_consistency import EventualConsistency
 from .igw_mapped_addresses import IgwMappedAddresses
 from .instance_states import InstanceStates
 from .lingering_enis import LingeringEnis
+from .nat_gateway_eip import NatGatewayEip
+from .nat_gateway_eni import NatGatewayEni
 from .nat_gateway_states import NatGatewayStates
 from .others_instances import OthersInstances
+from .route_blackhole import RouteBlackhole
 from .unknown_allocation import UnknownAllocation
 from .zones import ZoneRules, Zones
 
@@ -16,6 +19,9 @@ REGISTRY: tuple[type[Rule], ...] = (
     EventualConsistency,
     UnknownAllocation,
     NatGatewayStates,
+    NatGatewayEni,
+    NatGatewayEip,
+    RouteBlackhole,
     InstanceStates,
     LingeringEnis,
     IgwMappedAddresses,

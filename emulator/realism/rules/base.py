@@ -12,6 +12,8 @@ class Rule:
     """One EC2 behaviour moto lacks. Subclasses set `name` and `after_actions` (the actions whose
     answer `after` reads; the layer parses only those) and override what they need:
 
+    settle(req, now)      bring moto's state to what EC2 holds by now (e.g. a deleted NAT gateway's
+                          interface gone once its linger is over); called first, for every EC2 call
     before(req, now)      raise `Ec2Error(self.name, code, message)` to answer as EC2 does instead
                           of moto, or change `req.forward_params` / `req.notes` for later
     after(req, doc, now)  rewrite moto's answer (`doc`, set `doc.changed`); count what it injected
@@ -26,6 +28,9 @@ class Rule:
         self.layer = layer
 
     def reset(self) -> None:
+        pass
+
+    def settle(self, req: Request, now: float) -> None:
         pass
 
     def before(self, req: Request, now: float) -> None:
@@ -43,6 +48,10 @@ class Rule:
     @property
     def timings(self):
         return self.layer.timings
+
+    @property
+    def rates(self):
+        return self.layer.rates
 
     def backend(self, req: Request):
         return self.layer.backend(req)

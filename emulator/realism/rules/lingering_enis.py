@@ -1,5 +1,6 @@
-"""lingering-enis: a terminated instance's (and a deleting NAT gateway's) network interface still
-holds its security groups, subnet and VPC for a while: their deletes answer DependencyViolation.
+"""lingering-enis: a terminated instance's network interface still holds its security groups,
+subnet and VPC for a while: their deletes answer DependencyViolation. (A NAT gateway's interface:
+rule nat-gateway-eni.)
 
 Source: AWS API reference "DeleteSecurityGroup" (a group still associated with an instance or a
 network interface can't be deleted: DependencyViolation); a terminated instance's interface is
@@ -8,8 +9,8 @@ deletes on DependencyViolation (internal/service/ec2/vpc_security_group.go: Depe
 InvalidGroup.InUse; vpc_subnet.go and vpc_.go: DependencyViolation) and deletes lingering interfaces
 first (vpc_network_interface.go: deleteLingeringENIs).
 
-Rate: every terminated instance, for its shutting-down period plus `Timings.eni_linger` seconds;
-every NAT gateway while it is `deleting` (AWS: seconds to minutes).
+Rate: every terminated instance, for its shutting-down period plus `Timings.eni_linger` seconds
+(AWS: seconds to minutes).
 """
 from __future__ import annotations
 
@@ -25,19 +26,18 @@ class LingeringEnis(Rule):
         if req.action not in ("DeleteSecurityGroup", "DeleteSubnet", "DeleteVpc"):
             return
         lingering = self.memory.lingering(now)
-        nats = self.memory.deleting_nats(req, now)
         if req.action == "DeleteSecurityGroup":
             gid = req.get("GroupId") or self._group_id_by_name(req, req.get("GroupName"))
             if gid and any(gid in ch.groups for _, ch in lingering):
                 raise Ec2Error(self.name, "DependencyViolation", f"resource {gid} has a dependent object")
         elif req.action == "DeleteSubnet":
             sid = req.get("SubnetId")
-            if sid and (any(ch.subnet == sid for _, ch in lingering) or any(n.subnet_id == sid for n in nats)):
+            if sid and any(ch.subnet == sid for _, ch in lingering):
                 raise Ec2Error(self.name, "DependencyViolation",
                                f"The subnet '{sid}' has dependencies and cannot be deleted.")
         else:
             vid = req.get("VpcId")
-            if vid and (any(ch.vpc == vid for _, ch in lingering) or any(n.vpc_id == vid for n in nats)):
+            if vid and any(ch.vpc == vid for _, ch in lingering):
                 raise Ec2Error(self.name, "DependencyViolation",
                                f"The vpc '{vid}' has dependencies and cannot be deleted.")
 
