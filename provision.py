@@ -97,7 +97,7 @@ def cmd_up(args) -> int:
 
 
 def _up(args, env) -> int:
-    from awsenv.lifecycle import Lifecycle
+    from awsenv.lifecycle import LastStepFailed, Lifecycle
     from awsenv.provisioning import teardown
     from awsenv.provisioning.provisioner import Provisioner
 
@@ -113,16 +113,19 @@ def _up(args, env) -> int:
         if started:
             target.close(progress=lambda _: None)
         raise
+    # A build whose last step began and did not end (its NAT gateway deleted, the Elastic IP still
+    # allocated): only the last step is left to do; building again would make a NAT gateway to delete.
+    completing = not args.keep_nat and provisioner.unfinished_last_step()
+    if completing:
+        print("the article's last step was left unfinished: completing it (the build before it is complete)")
     try:
-        if args.no_host_setup or not target.host_access:
+        if completing:
+            pass
+        elif args.no_host_setup or not target.host_access:
             provisioner.up()
             target.settle()     # the hosts answer (on local, the lab has realised them) before we return
         else:
             lifecycle.build(provisioner)
-        if not args.keep_nat:
-            # The article's last step (the finished stage): the NAT gateway is billed by the hour and
-            # the install it was there for is done, so it is deleted and its Elastic IP released.
-            lifecycle.finish(provisioner)
     except BaseException as exc:
         # Nothing half-built is left, and nothing that was there before is touched: remove
         # exactly what this attempt created, whatever the failure was.
@@ -137,6 +140,23 @@ def _up(args, env) -> int:
             if started:
                 target.close(progress=print)
         raise
+    if not args.keep_nat:
+        # The article's last step (the finished stage): the NAT gateway is billed by the hour and
+        # the install it was there for is done, so it is deleted and its Elastic IP released. It
+        # never destroys the build: a failure keeps the environment as built and says what is left.
+        try:
+            lifecycle.finish(provisioner)
+        except LastStepFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            for line in exc.left:
+                print(line, file=sys.stderr)
+            _close_kept(env, started)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("interrupted during the article's last step; the environment is kept as built: run "
+                  "`provision.py up` again to complete it, or `provision.py down` to remove it", file=sys.stderr)
+            _close_kept(env, started)
+            raise
     print_status(env)
     if target.host_access:
         try:
@@ -149,6 +169,14 @@ def _up(args, env) -> int:
               "(use --target local for a kept environment)")
         target.close()
     return 0
+
+
+def _close_kept(env, started: bool) -> None:
+    """The environment stays; only this process's hold on it goes (a lab it started keeps running
+    for the next `up`, like after a successful one)."""
+    env.drop_connections()
+    if started and not env.target.persistent:
+        env.target.close()
 
 
 def print_status(env) -> None:
