@@ -176,7 +176,7 @@ def test_not_found_is_ec2s_error_document_and_lists_leave_the_id_out(realistic_a
     vpc = visible_vpc(ec2)
     subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
     tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "probe"}]}]
-    with realistic_aws.paused():
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=1.0):
         instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t2.micro",
                                      SubnetId=subnet, TagSpecifications=tags)["Instances"][0]["InstanceId"]
 
@@ -234,6 +234,39 @@ def test_a_nat_gateway_with_an_unknown_allocation_answers_ec2s_code_and_leaves_n
         Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]
     assert enis == [], "a refused CreateNatGateway makes no network interface"
     assert grew(before, realistic_aws.counts(), "unknown-allocation")
+
+
+def test_a_new_subnet_is_now_and_then_left_out_of_a_filtered_listing(realistic_aws):
+    """amazon.aws's ec2_vpc_subnet lists the subnet it just made by vpc-id and cidr-block, without a
+    retry; EC2 seldom leaves it out (rule listing-lag), while naming it by ID is "not found" for a
+    moment every time (rule eventual-consistency)."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    before = realistic_aws.counts()
+
+    def by_filter(cidr):
+        return ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                             {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
+
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=1.0):
+        lagging = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+        assert by_filter("10.0.1.0/24") == [], "left out of the listing"
+        assert code(error_of(ec2.describe_subnets, SubnetIds=[lagging["SubnetId"]])) == "InvalidSubnetID.NotFound"
+    assert grew(before, realistic_aws.counts(), "listing-lag")
+    until(lambda: by_filter("10.0.1.0/24"), what="the subnet listed")
+
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=0.0):
+        listed = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+        assert [s["SubnetId"] for s in by_filter("10.0.2.0/24")] == [listed["SubnetId"]], "listed at once"
+        assert code(error_of(ec2.describe_subnets, SubnetIds=[listed["SubnetId"]])) == "InvalidSubnetID.NotFound"
+
+    # At the default rate, few of many new IDs are left out.
+    with realistic_aws.paused():
+        made = [ec2.create_security_group(GroupName=f"g{n}", Description="g", VpcId=vpc)["GroupId"] for n in range(60)]
+        shown = {g["GroupId"] for g in ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]}
+    left_out = [g for g in made if g not in shown]
+    assert len(left_out) <= 0.3 * len(made), f"{len(left_out)} of {len(made)} left out at rate {realistic_aws.layer.rates}"
 
 
 # -- b. NAT gateway states ------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ class Rates:
     """How often an answer that EC2 gives only sometimes is given (0..1). AWS publishes no figures;
     these follow how often the tools' issue threads meet them: rarely, or "intermittently"."""
 
-    listing_lag: float = 0.1         # a new ID is left out of Describe* lists for a moment (listing-lag)
+    listing_lag: float = 0.05        # a new ID is left out of Describe* lists for a moment (listing-lag)
     nat_release_lag: float = 0.3     # a deleted NAT gateway's address refuses release for a moment (nat-gateway-eip)
 
     def __post_init__(self):

@@ -7,6 +7,7 @@ from .eventual_consistency import EventualConsistency
 from .igw_mapped_addresses import IgwMappedAddresses
 from .instance_states import InstanceStates
 from .lingering_enis import LingeringEnis
+from .listing_lag import ListingLag
 from .nat_gateway_eip import NatGatewayEip
 from .nat_gateway_eni import NatGatewayEni
 from .nat_gateway_states import NatGatewayStates
@@ -17,6 +18,7 @@ from .zones import ZoneRules, Zones
 
 REGISTRY: tuple[type[Rule], ...] = (
     EventualConsistency,
+    ListingLag,
     UnknownAllocation,
     NatGatewayStates,
     NatGatewayEni,

@@ -16,13 +16,12 @@ internal/service/ec2/vpc_internet_gateway.go, vpc_route_table_association.go), a
 (plugins/module_utils/ec2.py: InvalidInstanceID.NotFound for instances).
 
 Rate: every call naming a new ID within `Timings.consistency` seconds of its create (AWS: usually
-seconds), and Describe* lists leave the ID out for as long.
+seconds). A Describe* list that doesn't name the ID: rule listing-lag.
 """
 from __future__ import annotations
 
 import re
 
-from .. import query as Q
 from ..errors import Ec2Error
 from ..query import leaf
 from .base import Rule
@@ -44,24 +43,8 @@ ID_RE = re.compile(r"^(i|sg|igw|rtb|vpc|subnet|nat|eipalloc|eni)-[0-9a-f]{8,17}$
 # Request parameters (the last non-numeric part of a Query API key) that name a resource by ID.
 ID_PARAMS = {"InstanceId", "GroupId", "SecurityGroupId", "InternetGatewayId", "VpcId", "SubnetId",
              "RouteTableId", "GatewayId", "NatGatewayId", "AllocationId", "NetworkInterfaceId", "ResourceId"}
-# Describe* lists that leave out an item whose ID is not visible yet: (path to the items, ID element).
-LISTED = {
-    "DescribeVpcs": (("vpcSet", "item"), "vpcId"),
-    "DescribeSubnets": (("subnetSet", "item"), "subnetId"),
-    "DescribeSecurityGroups": (("securityGroupInfo", "item"), "groupId"),
-    "DescribeInternetGateways": (("internetGatewaySet", "item"), "internetGatewayId"),
-    "DescribeRouteTables": (("routeTableSet", "item"), "routeTableId"),
-    "DescribeNatGateways": (("natGatewaySet", "item"), "natGatewayId"),
-    "DescribeAddresses": (("addressesSet", "item"), "allocationId"),
-    "DescribeNetworkInterfaces": (("networkInterfaceSet", "item"), "networkInterfaceId"),
-    "DescribeInstanceStatus": (("instanceStatusSet", "item"), "instanceId"),
-    "DescribeInstances": (("reservationSet", "item", "instancesSet", "item"), "instanceId"),
-}
-
-
 class EventualConsistency(Rule):
     name = "eventual-consistency"
-    after_actions = frozenset(LISTED)
 
     def before(self, req, now):
         hits: list[tuple[str, str]] = []
@@ -86,12 +69,3 @@ class EventualConsistency(Rule):
         if plural and len(same) > 1:
             raise Ec2Error(self.name, code, plural.format(", ".join(same)))
         raise Ec2Error(self.name, code, message.format(first))
-
-    def after(self, req, doc, now):
-        path, id_tag = LISTED[req.action]
-        removed = Q.remove_items(doc.root, path, lambda item: not self.memory.unpropagated(Q.text(item, id_tag) or "", now))
-        if req.action == "DescribeInstances":
-            Q.drop_empty_reservations(doc.root)
-        if removed:
-            doc.changed = True
-            self.count(req)
