@@ -413,6 +413,30 @@ def test_a_route_to_a_deleted_nat_gateway_is_a_blackhole(realistic_aws):
     assert grew(before, realistic_aws.counts(), "route-blackhole")
 
 
+def test_tags_name_an_elastic_ip_and_a_nat_gateway_as_ec2_does(realistic_aws):
+    """DescribeTags: `elastic-ip` and `natgateway` (moto: vpc-elastic-ip, nat-gateway), and the
+    resource-type filter takes EC2's names (amazon.aws reads a NAT gateway's tags that way)."""
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    tag = [{"Key": "Role", "Value": "nat-eip"}]
+    allocation = ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tag}])
+    until_ok(ec2.describe_addresses, AllocationIds=[allocation["AllocationId"]])
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation["AllocationId"], TagSpecifications=[
+        {"ResourceType": "natgateway", "Tags": [{"Key": "Role", "Value": "nat"}]}])["NatGateway"]["NatGatewayId"]
+
+    def tags(*filters):
+        return {(t["ResourceId"], t["ResourceType"]) for t in ec2.describe_tags(
+            Filters=[{"Name": n, "Values": v} for n, v in filters])["Tags"]}
+
+    assert tags(("resource-id", [allocation["AllocationId"]])) == {(allocation["AllocationId"], "elastic-ip")}
+    assert tags(("resource-type", ["elastic-ip"])) == {(allocation["AllocationId"], "elastic-ip")}
+    assert tags(("resource-id", [nat]), ("resource-type", ["natgateway"])) == {(nat, "natgateway")}
+    assert tags(("resource-type", ["vpc-elastic-ip"])) == set(), "moto's name is not EC2's"
+    assert grew(before, realistic_aws.counts(), "tag-resource-types")
+
+
 # -- c. instance states ---------------------------------------------------------------------------------
 
 def test_instance_states_follow_ec2s_order(realistic_aws):

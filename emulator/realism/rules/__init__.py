@@ -13,6 +13,7 @@ from .nat_gateway_eni import NatGatewayEni
 from .nat_gateway_states import NatGatewayStates
 from .others_instances import OthersInstances
 from .route_blackhole import RouteBlackhole
+from .tag_resource_types import TagResourceTypes
 from .unknown_allocation import UnknownAllocation
 from .zones import ZoneRules, Zones
 
@@ -24,6 +25,7 @@ REGISTRY: tuple[type[Rule], ...] = (
     NatGatewayEni,
     NatGatewayEip,
     RouteBlackhole,
+    TagResourceTypes,
     InstanceStates,
     LingeringEnis,
     IgwMappedAddresses,
