@@ -466,6 +466,25 @@ def test_the_lab_does_not_realise_another_teams_instance(aws):
     assert default in w.default_vpcs and default not in w.realised_vpcs()
 
 
+def test_the_labs_data_plane_follows_a_blackhole_route(aws):
+    """lab/world.py reads the API's `blackhole` (rule route-blackhole) as a route to nowhere, which
+    the fabric writes as a blackhole (the packets don't fall through to another route)."""
+    from lab import world
+
+    ec2 = aws.ec2()
+    vpc = until_ok(lambda: ec2.create_vpc(CidrBlock="10.6.0.0/16"))["Vpc"]["VpcId"]
+    subnet = until_ok(lambda: ec2.create_subnet(VpcId=vpc, CidrBlock="10.6.1.0/24",
+                                                AvailabilityZone="us-east-1b"))["Subnet"]["SubnetId"]
+    allocation = until_ok(lambda: ec2.allocate_address(Domain="vpc"))["AllocationId"]
+    nat = until_ok(lambda: ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation))["NatGateway"]["NatGatewayId"]
+    rtb = until_ok(lambda: ec2.create_route_table(VpcId=vpc))["RouteTable"]["RouteTableId"]
+    until_ok(lambda: ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat))
+    assert world.read(ec2).route_tables[rtb] == [world.Route("0.0.0.0/0", "nat", nat)]
+    until_ok(lambda: ec2.delete_nat_gateway(NatGatewayId=nat))
+    w = world.read(ec2)
+    assert w.route_tables[rtb] == [world.Route("0.0.0.0/0", "blackhole", "")] and nat not in w.nat_gateways
+
+
 # -- decisions of the target -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "cn-north-1", "cn-northwest-1", "us-gov-west-1",
