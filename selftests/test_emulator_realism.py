@@ -444,6 +444,8 @@ def test_instance_states_follow_ec2s_order(realistic_aws):
     before = realistic_aws.counts()
     vpc = visible_vpc(ec2)
     subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    until_ok(ec2.describe_addresses, AllocationIds=[allocation])
     instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t2.micro",
                                  SubnetId=subnet)["Instances"][0]["InstanceId"]
     first = until_ok(ec2.describe_instances, InstanceIds=[instance])     # the first answer that names it
@@ -459,7 +461,12 @@ def test_instance_states_follow_ec2s_order(realistic_aws):
         err = error_of(ec2.stop_instances, InstanceIds=[instance])
         assert code(err) == "IncorrectInstanceState" and "never reached the 'running' state" in str(err)
 
+        # An address can't go to a pending instance (terraform-provider-aws's associateEIP retries this).
+        err = error_of(ec2.associate_address, AllocationId=allocation, InstanceId=instance)
+        assert code(err) == "InvalidInstanceID" and "pending instance" in err.response["Error"]["Message"], err
+
     until(lambda: instance_state(ec2, instance) == "running", what="running")
+    ec2.associate_address(AllocationId=allocation, InstanceId=instance)
     running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
     assert instance in [i["InstanceId"] for r in running["Reservations"] for i in r["Instances"]]
 

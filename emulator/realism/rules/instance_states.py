@@ -4,7 +4,9 @@
 Source: AWS "State change events for Amazon EC2 instances" and "Amazon EC2 instance state changes"
 (launch or start -> pending -> running; stop -> stopping -> stopped; terminate -> shutting-down ->
 terminated); "Error codes for the Amazon EC2 API" (IncorrectInstanceState: "Instance '...' cannot
-be stopped as it has never reached the 'running' state"). DescribeInstanceStatus lists only running
+be stopped as it has never reached the 'running' state"). AssociateAddress to a pending instance:
+InvalidInstanceID "The pending instance 'i-...' is not in a valid state for this operation."
+(terraform-provider-aws retries it: internal/service/ec2/ec2_eip.go associateEIP). DescribeInstanceStatus lists only running
 instances unless IncludeAllInstances is true (API reference). terraform-provider-aws waits the
 states out (internal/service/ec2/wait.go: WaitInstanceCreated pending -> running, and the stopped /
 deleted waits); amazon.aws retries IncorrectState (plugins/module_utils/ec2.py
@@ -30,6 +32,8 @@ class InstanceStates(Rule):
     def before(self, req, now):
         if req.action in ("StartInstances", "StopInstances"):
             self._refuse_wrong_state(req, now)
+        if req.action == "AssociateAddress" and req.get("InstanceId"):
+            self._refuse_pending_association(req, now)
         if req.action in ("DescribeInstances", "DescribeInstanceStatus"):
             removed = req.strip_filters(STATE_FILTERS)
             if removed:
@@ -54,6 +58,16 @@ class InstanceStates(Rule):
                 else:
                     message = f"The instance '{iid}' is not in a state from which it can be stopped."
                 raise Ec2Error(self.name, "IncorrectInstanceState", message)
+
+    def _refuse_pending_association(self, req, now):
+        iid = req.get("InstanceId")
+        try:
+            moto_state = self.backend(req).get_instance(iid)._state.name
+        except Q.moto_errors():
+            return
+        if self.memory.instance_state(iid, moto_state, now) == "pending":
+            raise Ec2Error(self.name, "InvalidInstanceID",
+                           f"The pending instance '{iid}' is not in a valid state for this operation.")
 
     def after(self, req, doc, now):
         if req.action in INSTANCE_CALLS:
