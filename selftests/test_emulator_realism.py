@@ -391,6 +391,20 @@ def test_a_nat_gateways_address_is_released_at_once_when_it_does_not_lag(realist
         ec2.release_address(AllocationId=allocation["AllocationId"])
 
 
+def test_a_nat_gateway_ec2_does_not_know_is_not_found(realistic_aws):
+    """EC2 answers NatGatewayNotFound (boto3's NatGatewayDeleted waiter takes it for success); moto
+    answered an empty list and, for DeleteNatGateway, an internal error."""
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    unknown = "nat-0123456789abcdef0"
+    for call, kwargs in ((ec2.describe_nat_gateways, {"NatGatewayIds": [unknown]}),
+                         (ec2.delete_nat_gateway, {"NatGatewayId": unknown})):
+        err = error_of(call, **kwargs)
+        assert code(err) == "NatGatewayNotFound" and err.response["Error"]["Message"] == f"NAT gateway {unknown} was not found"
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert realistic_aws.counts()["nat-gateway-not-found"] == before["nat-gateway-not-found"] + 2
+
+
 def test_a_route_to_a_deleted_nat_gateway_is_a_blackhole(realistic_aws):
     ec2 = realistic_aws.ec2()
     before = realistic_aws.counts()

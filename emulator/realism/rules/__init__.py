@@ -10,6 +10,7 @@ from .lingering_enis import LingeringEnis
 from .listing_lag import ListingLag
 from .nat_gateway_eip import NatGatewayEip
 from .nat_gateway_eni import NatGatewayEni
+from .nat_gateway_not_found import NatGatewayNotFound
 from .nat_gateway_states import NatGatewayStates
 from .others_instances import OthersInstances
 from .route_blackhole import RouteBlackhole
@@ -21,6 +22,7 @@ REGISTRY: tuple[type[Rule], ...] = (
     EventualConsistency,
     ListingLag,
     UnknownAllocation,
+    NatGatewayNotFound,
     NatGatewayStates,
     NatGatewayEni,
     NatGatewayEip,
