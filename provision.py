@@ -27,6 +27,7 @@ if _missing:
 
 from awsenv import files, interrupts, statedir  # noqa: E402
 from awsenv.errors import API_ERRORS, EnvError, one_line  # noqa: E402
+from awsenv.install import provision_command  # noqa: E402
 from awsenv.settings import OPTIONS, WIDE_ADMIN_FLAG  # noqa: E402
 
 EXIT_ERROR = 2
@@ -155,7 +156,7 @@ def _remove_state_folder(state) -> None:
 
 
 def _up(args, env, account: dict) -> int:
-    from awsenv.lifecycle import Lifecycle
+    from awsenv.lifecycle import LastStepFailed, Lifecycle
     from awsenv.provisioning import teardown
     from awsenv.provisioning.provisioner import Provisioner
 
@@ -173,16 +174,19 @@ def _up(args, env, account: dict) -> int:
             target.close(progress=lambda _: None)
         raise
     account["clean"] = False
+    # A build whose last step began and did not end (its NAT gateway deleted, the Elastic IP still
+    # allocated): only the last step is left to do; building again would make a NAT gateway to delete.
+    completing = not args.keep_nat and provisioner.unfinished_last_step()
+    if completing:
+        print("the article's last step was left unfinished: completing it (the build before it is complete)")
     try:
-        if args.no_host_setup or not target.host_access:
+        if completing:
+            pass
+        elif args.no_host_setup or not target.host_access:
             provisioner.up()
             target.settle()     # the hosts answer (on local, the lab has realised them) before we return
         else:
             lifecycle.build(provisioner)
-        if not args.keep_nat:
-            # The article's last step (the finished stage): the NAT gateway is billed by the hour and
-            # the install it was there for is done, so it is deleted and its Elastic IP released.
-            lifecycle.finish(provisioner)
     except BaseException as exc:
         # Nothing half-built is left, and nothing that was there before is touched: remove
         # exactly what this attempt created, whatever the failure was.
@@ -198,6 +202,25 @@ def _up(args, env, account: dict) -> int:
             if started:
                 target.close(progress=print)
         raise
+    if not args.keep_nat:
+        # The article's last step (the finished stage): the NAT gateway is billed by the hour and
+        # the install it was there for is done, so it is deleted and its Elastic IP released. It
+        # never destroys the build: a failure keeps the environment as built and says what is left.
+        try:
+            lifecycle.finish(provisioner)
+        except LastStepFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            for line in exc.left:
+                print(line, file=sys.stderr)
+            _close_kept(env, started)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            again = provision_command(f"up{target.target_option()} --env {env.settings.env}")
+            down = provision_command(f"down{target.target_option()} --env {env.settings.env}")
+            print(f"interrupted during the article's last step; the environment is kept as built: run `{again}` "
+                  f"again to complete it, or `{down}` to remove it", file=sys.stderr)
+            _close_kept(env, started)
+            raise
     print_status(env)
     if target.host_access:
         try:
@@ -213,6 +236,14 @@ def _up(args, env, account: dict) -> int:
     return 0
 
 
+def _close_kept(env, started: bool) -> None:
+    """The environment stays; only this process's hold on it goes (a lab it started keeps running
+    for the next `up`, like after a successful one)."""
+    env.drop_connections()
+    if started and not env.target.persistent:
+        env.target.close()
+
+
 def print_status(env, credentials: bool = False) -> None:
     """The environment's resources; on a target with an API of its own (local), its endpoint, and
     its credentials only when asked (`status --credentials`): a terminal log or a CI log keeps them."""
@@ -222,7 +253,7 @@ def print_status(env, credentials: bool = False) -> None:
         print("API: " + " ".join(f"{k}={v}" for k, v in cli.items()))
     elif cli:
         print(f"API: {cli['AWS_ENDPOINT_URL']} (region {cli['AWS_REGION']}; its credentials: "
-              f"python provision.py status --credentials --env {env.settings.env})")
+              f"{provision_command(f'status --credentials --env {env.settings.env}')})")
     for kind, rid, detail in snap.resources():
         print(f"{kind:<18} {rid:<28} {detail}")
 

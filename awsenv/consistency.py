@@ -30,17 +30,26 @@ T = TypeVar("T")
 # EC2's codes for an ID it doesn't know (AWS: "Error codes for the Amazon EC2 API"); right after the
 # create call that returned the ID, each can mean "not propagated yet" (AWS: "Eventual consistency in
 # the Amazon EC2 API" names the first two). DescribeNatGateways and DeleteNatGateway answer
-# NatGatewayNotFound, CreateRoute InvalidNatGatewayID.NotFound, for the same NAT gateway.
+# NatGatewayNotFound, CreateRoute InvalidNatGatewayID.NotFound, for the same NAT gateway;
+# CreateNatGateway answers InvalidElasticIpID.NotFound for an address allocated a moment ago
+# (terraform-provider-aws #27087, amazon.aws #1872; emulator/EC2-ANSWERS.md lists them all).
 NOT_FOUND_AFTER_CREATE = frozenset({
     "InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound",
     "InvalidInternetGatewayID.NotFound", "InvalidGatewayID.NotFound", "InvalidRouteTableID.NotFound",
     "InvalidNatGatewayID.NotFound", "NatGatewayNotFound", "InvalidAllocationID.NotFound",
-    "InvalidNetworkInterfaceID.NotFound", "InvalidKeyPair.NotFound",
+    "InvalidElasticIpID.NotFound", "InvalidNetworkInterfaceID.NotFound", "InvalidKeyPair.NotFound",
 })
 # What a delete answers while something still holds the resource (a terminated instance's or a
 # deleting NAT gateway's network interface, a public address still mapped in the VPC): it goes once
 # that is gone. terraform-provider-aws retries these on delete with a deadline too.
 DEPENDENCY = frozenset({"DependencyViolation", "InvalidIPAddress.InUse"})
+# What ReleaseAddress answers for a NAT gateway's Elastic IP while the gateway (or, right after it
+# is deleted, what is left of its interface) still holds it: InvalidIPAddress.InUse (AWS API
+# reference "ReleaseAddress"), AuthFailure (terraform-provider-aws #13763) and
+# InvalidNetworkInterfaceID.NotFound (terraform-provider-aws #49299). None of them says the address
+# is gone: it is still allocated, and billed.
+RELEASE_REFUSED = frozenset({"InvalidIPAddress.InUse", "AuthFailure", "InvalidNetworkInterfaceID.NotFound"})
+ADDRESS_NOT_FOUND = "InvalidAllocationID.NotFound"
 # How long after its create call an ID counts as "just created" (AWS speaks of seconds, at worst minutes).
 FRESH_FOR = 600.0
 _ID_IN_MESSAGE = re.compile(r"\b[a-z]+-[0-9a-f]{8,17}\b")
@@ -162,3 +171,30 @@ def retry_codes(call: Callable[[], T], codes: Iterable[str], timeout: float, *, 
 def retry_not_found(call: Callable[[], T], timeout: float, **kwargs) -> T:
     """call() again while EC2 answers that a just-created ID doesn't exist (see the module's doc)."""
     return retry_codes(call, NOT_FOUND_AFTER_CREATE, timeout, **kwargs)
+
+
+def release_address(ec2, allocation_id: str, timeout: float, *, first: float = 0.25, cap: float = 5.0,
+                    progress: Callable[[str], object] | None = None, sleep: Callable[[float], object] = time.sleep,
+                    clock: Callable[[], float] = time.monotonic) -> None:
+    """ReleaseAddress, retried with backoff within `timeout` while EC2 answers that the address is
+    still held (RELEASE_REFUSED); returns once it is released or truly gone. InvalidAllocationID.NotFound
+    counts as gone only when DescribeAddresses agrees and the address isn't one this process just
+    allocated (eventual consistency: then it means "not yet"); otherwise it is retried too. After
+    the deadline the last ClientError is raised as it came: the address may still be billed."""
+    def attempt() -> None:
+        try:
+            ec2.release_address(AllocationId=allocation_id)
+        except ClientError as exc:
+            if error_code(exc) == ADDRESS_NOT_FOUND and not RECENT.is_fresh(allocation_id) \
+                    and not _address_listed(ec2, allocation_id):
+                return      # gone: released earlier (by us, or someone else)
+            raise
+    retry_codes(attempt, RELEASE_REFUSED | {ADDRESS_NOT_FOUND}, timeout, first=first, cap=cap,
+                what=f"release Elastic IP {allocation_id}", progress=progress, sleep=sleep, clock=clock)
+    RECENT.gone(allocation_id)
+
+
+def _address_listed(ec2, allocation_id: str) -> bool:
+    """Does DescribeAddresses still list it? (By filter: naming it by ID would answer NotFound too.)"""
+    found = ec2.describe_addresses(Filters=[{"Name": "allocation-id", "Values": [allocation_id]}])["Addresses"]
+    return any(a.get("AllocationId") == allocation_id for a in found)

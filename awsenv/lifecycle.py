@@ -11,13 +11,34 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .environment import Environment
-from .errors import EnvError
+from .errors import EnvError, one_line
 from .hosts import setup as hostsetup
 from .install import provision_command
-from .provisioning import teardown
+from .provisioning import kinds, teardown
 from .provisioning.lock import environment_lock
 from .provisioning.provisioner import Provisioner
+
+
+class LastStepFailed(EnvError):
+    """The article's last step (NAT gateway deleted, its Elastic IP released) failed after a full
+    build: the environment is kept as built. `left` says what of the step is still there, one line
+    each with its hourly cost."""
+
+    def __init__(self, cause: str, left: list[str]):
+        super().__init__(f"the article's last step failed ({cause}); the environment is kept as built: "
+                         f"run `provision.py up` again to complete it, or `provision.py down` to remove it")
+        self.left = left
+
+
+def _still_there(provisioner: Provisioner) -> list[str]:
+    try:
+        left = provisioner.last_step_left()
+    except (EnvError, BotoCoreError, ClientError, OSError) as exc:
+        return [f"could not list what is left of the last step: {one_line(exc)}"]
+    return [f"{kind} {rid} still there{kinds.cost_note(kind)}" for kind, rid in kinds.billed_first(left)]
 
 
 @dataclass
@@ -106,11 +127,17 @@ class Lifecycle:
 
     def finish(self, provisioner: Provisioner | None = None) -> list[str]:
         """The article's last step: the NAT gateway deleted and its Elastic IP released (the
-        "finished" stage); the environment is read again afterwards."""
+        "finished" stage); the environment is read again afterwards. It never destroys the build:
+        a failure here raises LastStepFailed, naming what of it is still there (billed by the hour);
+        the environment stays as built, and `up` again completes the step."""
         provisioner = provisioner or Provisioner(self.env.target, self.env.settings, progress=self.say)
         with self.record.stage("the article's last step (NAT gateway deleted)"):
-            done = provisioner.finish()
-            self.env.changed()
+            try:
+                done = provisioner.finish()
+            except (EnvError, BotoCoreError, ClientError, OSError) as exc:
+                raise LastStepFailed(one_line(exc), _still_there(provisioner)) from exc
+            finally:
+                self.env.changed()
         return done
 
     def end(self) -> None:

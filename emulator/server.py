@@ -5,7 +5,7 @@ host's loopback), public IPs from 54.214.x.x (a real provider's block), and a NA
 IP is random and outside its subnet. Here every public address is drawn uniquely from
 198.51.100.0/24 (.16 and up; .1-.15 are the lab's own internet hosts) and a NAT gateway gets a free
 address of its subnet. Call `patch()` before the server starts; `serve()` does, and puts the
-owner-only SigV4 gate (auth.py) in front of moto, with the realism layer (realism.py) between the
+owner-only SigV4 gate (auth.py) in front of moto, with the realism layer (realism/) between the
 two: the lab's API answers as EC2 does (eventual consistency, pending/stopping/shutting-down,
 lingering interfaces, zones, another team's instance), its windows scaled down (LAB_REALISM_SCALE).
 `TWOTIER_EMULATOR_REALISM=off` in the daemon's environment makes it plain moto again.
@@ -173,7 +173,7 @@ LAB_ENI_LINGER = 0.4
 
 
 class LabApiServer:
-    """moto's WSGI app behind the realism layer (emulator/realism.py) behind the SigV4 gate
+    """moto's WSGI app behind the realism layer (emulator/realism/) behind the SigV4 gate
     (emulator/auth.py), on a thread, on 127.0.0.1 only."""
 
     def __init__(self, port: int, access_key_id: str, secret_access_key: str, log=None,

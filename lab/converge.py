@@ -21,7 +21,7 @@ from pathlib import Path
 
 from awsenv import files
 
-from . import fabric, gateways, names, netns, security_groups
+from . import fabric, gateways, names, netns, resolver, security_groups
 from . import world as world_mod
 from .errors import LabError
 from .instances import InstanceHost, valid_public_key
@@ -30,7 +30,7 @@ from .internet import Internet
 PASS_FILE = "converge.json"
 SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
 # One more pass this long after a pass an API change started: the lab's API answers as EC2 does
-# (emulator/realism.py), so what a create call made is listed only a moment later (eventual
+# (emulator/realism/), so what a create call made is listed only a moment later (eventual
 # consistency, 75 ms in the lab), and the pass the call itself started may not see it yet.
 FOLLOW_UP = 0.3
 
@@ -51,6 +51,7 @@ class Converger:
         self.enforcers: dict[str, security_groups.Enforcer] = {}
         self.igws: dict[str, gateways.InternetGateway] = {}
         self.natgws: dict[str, gateways.NatGatewayNs] = {}
+        self.resolvers: dict[str, resolver.VpcResolver] = {}
         self.hosts: dict[str, InstanceHost] = {}
         self.vpc_index: dict[str, int] = {}
         self.probe: tuple[str, str, str] | None = None   # (vpc, address, subnet cidr)
@@ -92,6 +93,8 @@ class Converger:
         self.internet.ensure()
         realised = [v for v in w.realised_vpcs()
                     if self._step(f"VPC {v}: router", lambda v=v: self._router(v).ensure())]
+        for vpc_id in realised:
+            self._step(f"VPC {vpc_id}: resolver", self._resolver, w, vpc_id)
         self._nat_gateways(w)
         self._internet_gateways(w, realised)
         self._instances_wiring(w)
@@ -131,8 +134,19 @@ class Converger:
         self.internet.publish({i.public_dns: i.public_ip for i in w.instances.values()
                                if i.exists and i.public_ip and i.public_dns and w.vpcs[i.vpc_id].dns_hostnames})
 
+    def _resolver(self, w, vpc_id: str) -> None:
+        """AmazonProvidedDNS at the VPC's base + 2 (resolver.py), answering what this pass read."""
+        r = self.resolvers.get(vpc_id)
+        if r is None:
+            fallback = lambda name: self.internet.resolver.records.get(name)  # noqa: E731
+            r = self.resolvers[vpc_id] = resolver.VpcResolver(self.routers[vpc_id].ns, w.vpcs[vpc_id].cidrs[0], fallback)
+        r.ensure()
+        r.publish(*resolver.records(w, vpc_id))
+
     def _remove_vpc(self, vpc_id: str) -> None:
         self.log(f"removing the fabric of {vpc_id}")
+        if vpc_id in self.resolvers:
+            self.resolvers.pop(vpc_id).shutdown()
         if vpc_id in self.igws:
             self.igws.pop(vpc_id).remove()
         self.enforcers.pop(vpc_id, None)
@@ -244,7 +258,8 @@ class Converger:
 
     def _boot(self, w, inst, host: InstanceHost) -> None:
         host.link(True, w.subnets[inst.subnet_id].gateway)
-        host.prepare(inst, self._public_key(inst.key_name) if not (host.dir / "identity-written").exists() else None)
+        host.prepare(inst, self._public_key(inst.key_name) if not (host.dir / "identity-written").exists() else None,
+                     resolver.address(w.vpcs[inst.vpc_id].cidrs[0]))
         self.log(f"instance {inst.id}: booting")
         host.boot()
 
@@ -311,6 +326,8 @@ class Converger:
                 h.poweroff()
             except Exception as exc:  # noqa: BLE001 - one container must not keep the others' cgroups around
                 self.log(f"instance {h.id}: {exc}")
+        for r in self.resolvers.values():
+            r.shutdown()
         self.internet.shutdown()
 
     # --- the loop ---------------------------------------------------------------------------

@@ -41,9 +41,11 @@ from .names import CACHE_DIR, cache_in_use
 
 SUITE = "bookworm"
 VARIANT = "minbase"
-# What the checks need on a host: sshd, sudo, ping, curl, a TCP probe (nc), ps for service checks.
+# What the checks need on a host: sshd, sudo, ping, curl, a TCP probe (nc), ps for service checks;
+# and python3, which AL2023's and Debian's cloud images ship and configuration tools (Ansible's
+# modules) run on the host.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo", "iputils-ping",
-            "curl", "netcat-openbsd", "procps", "ca-certificates", "eatmydata"]
+            "curl", "netcat-openbsd", "procps", "ca-certificates", "eatmydata", "python3"]
 LOGIN_USER = "ec2-user"
 SSHD_CONF = "PasswordAuthentication no\nPermitRootLogin no\nKbdInteractiveAuthentication no\nUseDNS no\n"
 # Units that have nothing to do in a container whose network the fabric owns.
@@ -59,7 +61,7 @@ DPKG_WRAPPER = ("usr/local/sbin/dpkg-eatmydata", "#!/bin/sh\nexec /usr/bin/eatmy
 APT_DPKG = ("etc/apt/apt.conf.d/90twotier-lab-eatmydata", 'Dir::Bin::dpkg "/usr/local/sbin/dpkg-eatmydata";\n')
 # mmdebstrap's own hooks: merged /usr as debootstrap does it, and dpkg under eatmydata while building.
 HOOKS = ("/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/eatmydata")
-RECIPE_VERSION = "4"
+RECIPE_VERSION = "5"   # part of the cache key: a new recipe builds a new image, the old one goes
 
 BUILD_TIMEOUT = 1200.0      # mmdebstrap, seconds (about 15 s here)
 LOCK_TIMEOUT = 1800.0       # waiting for another process that builds the same cache

@@ -7,7 +7,7 @@ deleted in the last 30 s when it allocates one, so an install right after a tear
 (4-8 s more per install, growing run to run); a tmpfs has no such scan, and the disk never
 outlives the lab anyway (a lab stop deletes it). Identity is written per instance on first
 boot, as cloud-init does on EC2: hostname, machine-id, SSH host key, ec2-user's authorized_keys
-(the public key of the instance's key pair, from the API), resolv.conf (the lab's DNS) and apt
+(the public key of the instance's key pair, from the API), resolv.conf (its VPC's resolver) and apt
 sources (the lab's mirror). Network: the instance's own namespace, wired by fabric.py; the
 container gets no CAP_NET_ADMIN, so root inside can't change the fabric.
 """
@@ -155,8 +155,9 @@ class InstanceHost:
         self.link_up = up
 
     # --- disk and identity ------------------------------------------------------------------
-    def prepare(self, inst: Instance, public_key: str | None) -> None:
-        """Mount the overlay; on first use write the instance's identity into it."""
+    def prepare(self, inst: Instance, public_key: str | None, name_server: str) -> None:
+        """Mount the overlay; on first use write the instance's identity into it (`name_server`: its
+        VPC's resolver, as DHCP hands it out on EC2)."""
         for d in (self.disk, self.root):
             d.mkdir(parents=True, exist_ok=True)
         if not netns.mounted(self.root):
@@ -172,16 +173,18 @@ class InstanceHost:
                       f"lowerdir={self.base},upperdir=disk/upper,workdir=disk/work", str(self.root), cwd=self.dir)
         marker = self.dir / "identity-written"
         if not marker.exists():
-            self._write_identity(inst, public_key)
+            self._write_identity(inst, public_key, name_server)
             marker.write_text(f"{inst.id}\n")
 
-    def _write_identity(self, inst: Instance, public_key: str | None) -> None:
+    def _write_identity(self, inst: Instance, public_key: str | None, name_server: str) -> None:
         r = self.root
         hostname = "ip-" + inst.private_ip.replace(".", "-")
         (r / "etc/hostname").write_text(hostname + "\n")
         (r / "etc/hosts").write_text(f"127.0.0.1 localhost\n{inst.private_ip} {hostname}\n")
         (r / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
-        (r / "etc/resolv.conf").write_text(f"nameserver {internet.DNS_IP}\n")
+        # As EC2's DHCP options set it: the VPC's resolver, the private domain to search.
+        domain = inst.private_dns.split(".", 1)[1] if inst.private_dns and "." in inst.private_dns else None
+        (r / "etc/resolv.conf").write_text(f"nameserver {name_server}\n" + (f"search {domain}\n" if domain else ""))
         (r / "etc/apt/sources.list").write_text(f"deb [trusted=yes] http://{internet.MIRROR_IP}/ ./\n")
         key = ed25519.Ed25519PrivateKey.generate()
         priv = r / "etc/ssh/ssh_host_ed25519_key"

@@ -3,7 +3,8 @@
 - 198.51.100.1 the package mirror (HTTP, flat apt repository) with /ip, an echo of the requester's
   address, and an access log, served at /access-log (the evidence that the DB's traffic leaves
   through the NAT gateway, and that MariaDB's packages came that way);
-- 198.51.100.2 a DNS server for the public DNS names (only of VPCs with DNS hostnames on);
+- 198.51.100.2 a DNS server for the public DNS names (only of VPCs with DNS hostnames on): the
+  internet's resolver, for the suite's clients (the instances ask their VPC's, resolver.py);
 - 198.51.100.3 the vantage point the suite's clients connect from (vantage.py).
 Its only links are the VPC routers' IGW links (gateways.py). The servers run as threads of the
 daemon on sockets made inside the namespace, so there is no helper process to lose track of.
@@ -95,7 +96,7 @@ class Internet:
                              daemon=True).start()
         if self.dns is None:
             self.dns = netns.in_netns(self.ns, lambda: DNSServer(self.resolver, port=53, address=DNS_IP,
-                                                                 logger=_QuietLogger()))
+                                                                 logger=QuietLogger()))
             self.dns.thread = threading.Thread(target=self.dns.server.serve_forever, kwargs={"poll_interval": 0.05},
                                                name="lab-dns", daemon=True)
             self.dns.thread.start()
@@ -113,7 +114,9 @@ class Internet:
             self.dns = None
 
 
-class _QuietLogger:
+class QuietLogger:
+    """dnslib's logger, silent: a lookup is no event for the daemon's log."""
+
     def log_recv(self, *a): pass
     def log_send(self, *a): pass
     def log_request(self, *a): pass

@@ -12,7 +12,7 @@ Leaving out a security-group rule only ever admits less.
 The lab realises what its owner built, never the region's default VPC: the account comes with it
 (AWS makes one per region, and so does moto), nothing the project builds goes there, and it is where
 the realism layer's "other team" keeps a stopped instance tagged with our Env and Role but without
-our Project tag (emulator/realism.py, rule others-instances). Instances and NAT gateways in a default
+our Project tag (emulator/realism/, rule others-instances). Instances and NAT gateways in a default
 VPC are left out of the snapshot (`World.default_vpcs` names the VPCs): no fabric, no namespace, no
 container. An environment built by hand in a VPC of its own is realised whatever its tags, as before.
 
@@ -99,7 +99,7 @@ def valid_rule(rule: Rule) -> Rule:
 @dataclass(frozen=True)
 class Route:
     dest: str          # IPv4 CIDR
-    kind: str          # "igw" | "nat" | "eni" | "instance"
+    kind: str          # "igw" | "nat" | "eni" | "instance" | "blackhole"
     target: str        # the target's id
 
 
@@ -155,6 +155,7 @@ class Instance:
     public_dns: str | None
     groups: tuple[str, ...]
     key_name: str | None
+    private_dns: str | None = None     # ip-10-0-1-5.ec2.internal: the VPC resolver answers it
 
     @property
     def wants_running(self) -> bool:
@@ -219,8 +220,11 @@ def _rule(perm: dict) -> Rule:
 
 def _route(r: dict) -> Route | None:
     dest = r.get("DestinationCidrBlock")
-    if not dest or r.get("GatewayId") == "local" or r.get("State", "active") != "active":
+    state = r.get("State", "active")
+    if not dest or r.get("GatewayId") == "local" or state not in ("active", "blackhole"):
         return None
+    if state == "blackhole":    # the API says its target is gone: the packets go nowhere (fabric.py)
+        return Route(_cidr(dest), "blackhole", "")
     # The target is only ever compared with ids read (and checked) elsewhere; the destination
     # becomes an `ip route` argument, so it must be a CIDR.
     for key, kind in (("GatewayId", "igw"), ("NatGatewayId", "nat"), ("NetworkInterfaceId", "eni"),
@@ -346,6 +350,7 @@ def read(ec2) -> World:
             eni_id=_id(eni["NetworkInterfaceId"], "eni"),
             private_ip=_ipv4(eni.get("PrivateIpAddress") or i["PrivateIpAddress"]),
             public_ip=_ipv4(public) if public else None, public_dns=_hostname(i.get("PublicDnsName")),
+            private_dns=_hostname(i.get("PrivateDnsName")),
             groups=tuple(_id(g["GroupId"], "sg") for g in eni.get("Groups", i.get("SecurityGroups", []))),
             key_name=i.get("KeyName"))
 

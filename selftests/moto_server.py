@@ -4,7 +4,7 @@ Every process these tests start talks to AWS only through AWS_ENDPOINT_URL=http:
 with dummy credentials; instance metadata and ~/.aws are switched off, so nothing can leave the
 machine. One server per xdist worker, reset before each test.
 
-By default (`aws`, `moto_server`) moto answers through the realism layer (emulator/realism.py):
+By default (`aws`, `moto_server`) moto answers through the realism layer (emulator/realism/):
 new IDs "not found" for a moment, pending/stopping/shutting-down, NAT gateways pending and
 deleting, lingering interfaces, a Local Zone and a zone without t2.micro, another team's stopped
 instance with our Env/Role tags. Its windows are scaled down (REALISM_TEST_SCALE).
@@ -95,7 +95,7 @@ def plain_aws(plain_moto_server) -> Server:
 
 
 class RealisticServer(Server):
-    """A `Server` whose moto answers through the realism layer (emulator/realism.py): EC2's eventual
+    """A `Server` whose moto answers through the realism layer (emulator/realism/): EC2's eventual
     consistency, state order, lingering interfaces, mapped addresses, zones, a shared account."""
 
     def __init__(self, url: str, layer, counts_path: Path, truth: Server):

@@ -1,4 +1,4 @@
-"""The realism layer (emulator/realism.py): plain boto3 against moto behind it meets EC2's answers.
+"""The realism layer (emulator/realism/): plain boto3 against moto behind it meets EC2's answers.
 
 For each rule: the AWS-like answer (EC2's error code and document, or the transitional state), the
 count of injected answers going up, and the call succeeding once the (scaled-down) delay has passed.
@@ -6,6 +6,8 @@ Run: python3 -m pytest -c selftests/pytest.ini selftests/test_emulator_realism.p
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -87,6 +89,17 @@ def raw_ec2(server, **params) -> tuple[int, bytes]:
         return answer.code, answer.read()
 
 
+@contextlib.contextmanager
+def rates(server, **changes):
+    """The layer's rates changed for one test (the layer is in this process)."""
+    old = server.layer.rates
+    server.layer.rates = dataclasses.replace(old, **changes)
+    try:
+        yield
+    finally:
+        server.layer.rates = old
+
+
 def visible_vpc(ec2, cidr: str = "10.0.0.0/16") -> str:
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     until_ok(ec2.describe_vpcs, VpcIds=[vpc])
@@ -163,7 +176,7 @@ def test_not_found_is_ec2s_error_document_and_lists_leave_the_id_out(realistic_a
     vpc = visible_vpc(ec2)
     subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
     tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "probe"}]}]
-    with realistic_aws.paused():
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=1.0):
         instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t2.micro",
                                      SubnetId=subnet, TagSpecifications=tags)["Instances"][0]["InstanceId"]
 
@@ -183,6 +196,77 @@ def test_not_found_is_ec2s_error_document_and_lists_leave_the_id_out(realistic_a
     until_ok(ec2.describe_instances, InstanceIds=[instance])
     by_tag = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["probe"]}])["Reservations"]
     assert [i["InstanceId"] for r in by_tag for i in r["Instances"]] == [instance]
+
+
+def test_a_nat_gateway_right_after_its_address_is_allocated_answers_invalid_elastic_ip_id(realistic_aws):
+    """terraform-provider-aws #27087, amazon.aws #1872: CreateNatGateway right after AllocateAddress."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    before = realistic_aws.counts()
+    with realistic_aws.paused():
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        err = error_of(ec2.create_nat_gateway, SubnetId=subnet, AllocationId=allocation)
+    assert code(err) == "InvalidElasticIpID.NotFound", err
+    assert err.response["Error"]["Message"] == f"The elasticIp ID '{allocation}' does not exist"
+    # Other calls naming the same allocation answer in its own terms.
+    with realistic_aws.paused():
+        allocation2 = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        assert code(error_of(ec2.describe_addresses, AllocationIds=[allocation2])) == "InvalidAllocationID.NotFound"
+    nat = until_ok(ec2.create_nat_gateway, SubnetId=subnet, AllocationId=allocation)["NatGateway"]
+    assert nat["NatGatewayAddresses"][0]["AllocationId"] == allocation
+    assert grew(before, realistic_aws.counts(), "eventual-consistency")
+    assert realistic_aws.layer.counts.by_action()["eventual-consistency"].get("CreateNatGateway")
+
+
+def test_a_nat_gateway_with_an_unknown_allocation_answers_ec2s_code_and_leaves_nothing(realistic_aws):
+    """moto answers InvalidAllocationID.NotFound and leaves the gateway's interface behind; EC2
+    answers InvalidElasticIpID.NotFound (the code amazon.aws retries) and makes nothing."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    before = realistic_aws.counts()
+    unknown = "eipalloc-0123456789abcdef0"
+    err = error_of(ec2.create_nat_gateway, SubnetId=subnet, AllocationId=unknown)
+    assert code(err) == "InvalidElasticIpID.NotFound"
+    assert err.response["Error"]["Message"] == f"The elasticIp ID '{unknown}' does not exist"
+    enis = realistic_aws.truth().ec2().describe_network_interfaces(
+        Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]
+    assert enis == [], "a refused CreateNatGateway makes no network interface"
+    assert grew(before, realistic_aws.counts(), "unknown-allocation")
+
+
+def test_a_new_subnet_is_now_and_then_left_out_of_a_filtered_listing(realistic_aws):
+    """amazon.aws's ec2_vpc_subnet lists the subnet it just made by vpc-id and cidr-block, without a
+    retry; EC2 seldom leaves it out (rule listing-lag), while naming it by ID is "not found" for a
+    moment every time (rule eventual-consistency)."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    before = realistic_aws.counts()
+
+    def by_filter(cidr):
+        return ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                             {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
+
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=1.0):
+        lagging = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+        assert by_filter("10.0.1.0/24") == [], "left out of the listing"
+        assert code(error_of(ec2.describe_subnets, SubnetIds=[lagging["SubnetId"]])) == "InvalidSubnetID.NotFound"
+    assert grew(before, realistic_aws.counts(), "listing-lag")
+    until(lambda: by_filter("10.0.1.0/24"), what="the subnet listed")
+
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=0.0):
+        listed = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+        assert [s["SubnetId"] for s in by_filter("10.0.2.0/24")] == [listed["SubnetId"]], "listed at once"
+        assert code(error_of(ec2.describe_subnets, SubnetIds=[listed["SubnetId"]])) == "InvalidSubnetID.NotFound"
+
+    # At the default rate, few of many new IDs are left out.
+    with realistic_aws.paused():
+        made = [ec2.create_security_group(GroupName=f"g{n}", Description="g", VpcId=vpc)["GroupId"] for n in range(60)]
+        shown = {g["GroupId"] for g in ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]}
+    left_out = [g for g in made if g not in shown]
+    assert len(left_out) <= 0.3 * len(made), f"{len(left_out)} of {len(made)} left out at rate {realistic_aws.layer.rates}"
 
 
 # -- b. NAT gateway states ------------------------------------------------------------------------------
@@ -217,6 +301,156 @@ def test_nat_gateway_is_pending_then_available_and_deleting_then_deleted(realist
     assert grew(before, realistic_aws.counts(), "nat-gateway-states")
 
 
+def nat_gateway(realistic_aws, ec2, subnet: str) -> tuple[str, dict]:
+    """An available NAT gateway and its address."""
+    allocation = ec2.allocate_address(Domain="vpc")
+    until_ok(ec2.describe_addresses, AllocationIds=[allocation["AllocationId"]])
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation["AllocationId"])["NatGateway"]["NatGatewayId"]
+    until(lambda: until_ok(ec2.describe_nat_gateways, NatGatewayIds=[nat])["NatGateways"][0]["State"] == "available",
+          what="the NAT gateway available")
+    return nat, allocation
+
+
+def nat_interface(ec2, subnet: str) -> list[dict]:
+    return ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]
+
+
+def test_a_nat_gateways_interface_is_ec2s_and_outlives_it_holding_the_subnet(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    nat, _ = nat_gateway(realistic_aws, ec2, subnet)
+    (eni,) = nat_interface(ec2, subnet)
+    assert eni["InterfaceType"] == "nat_gateway" and eni["RequesterManaged"] is True
+    assert eni["Status"] == "in-use" and eni["Description"] == f"Interface for NAT Gateway {nat}"
+    err = error_of(ec2.delete_subnet, SubnetId=subnet)
+    assert code(err) == "DependencyViolation", "a subnet holding a NAT gateway can't be deleted"
+    with realistic_aws.paused():
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        assert [e["Status"] for e in nat_interface(ec2, subnet)] == ["in-use"], "in use while deleting"
+    until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+          what="the NAT gateway deleted")
+    with realistic_aws.paused():
+        assert [e["Status"] for e in nat_interface(ec2, subnet)] == ["available"], "it outlives the gateway"
+        err = error_of(ec2.delete_subnet, SubnetId=subnet)
+        assert code(err) == "DependencyViolation"
+        assert err.response["Error"]["Message"] == f"The subnet '{subnet}' has dependencies and cannot be deleted."
+        assert code(error_of(ec2.delete_vpc, VpcId=vpc)) == "DependencyViolation"
+    # What terraform-provider-aws does: retry DependencyViolation until the interface is gone.
+    until_ok(ec2.delete_subnet, SubnetId=subnet)
+    assert eni["NetworkInterfaceId"] not in {e["NetworkInterfaceId"] for e in
+                                             realistic_aws.truth().ec2().describe_network_interfaces()["NetworkInterfaces"]}
+    until_ok(ec2.delete_vpc, VpcId=vpc)
+    by_action = realistic_aws.layer.counts.by_action()["nat-gateway-eni"]
+    assert {"DescribeNetworkInterfaces", "DeleteSubnet", "DeleteVpc"} <= set(by_action), by_action
+    assert grew(before, realistic_aws.counts(), "nat-gateway-eni")
+
+
+def test_a_nat_gateways_address_is_in_use_until_the_gateway_is_deleted_then_may_lag(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    with rates(realistic_aws, nat_release_lag=1.0):
+        nat, allocation = nat_gateway(realistic_aws, ec2, subnet)
+        alloc_id, ip = allocation["AllocationId"], allocation["PublicIp"]
+        err = error_of(ec2.release_address, AllocationId=alloc_id)
+        assert code(err) == "InvalidIPAddress.InUse" and err.response["Error"]["Message"] == f"Address {ip} is in use."
+        with realistic_aws.paused():
+            ec2.delete_nat_gateway(NatGatewayId=nat)
+            assert code(error_of(ec2.release_address, AllocationId=alloc_id)) == "InvalidIPAddress.InUse"
+            address = ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]
+            assert address.get("AssociationId"), "still on the gateway while it is deleting"
+        until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+              what="the NAT gateway deleted")
+        with realistic_aws.paused():
+            address = ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]
+            assert not address.get("AssociationId") and not address.get("NetworkInterfaceId"), \
+                "EC2 disassociates a deleted NAT gateway's address"
+            answers = [error_of(ec2.release_address, AllocationId=alloc_id).response["Error"] for _ in range(2)]
+        assert [a["Code"] for a in answers] == ["AuthFailure", "InvalidNetworkInterfaceID.NotFound"], answers
+        assert answers[0]["Message"] == "You do not have permission to access the specified resource."
+        assert answers[1]["Message"].startswith("The networkInterface ID 'eni-")
+        # The address is still there (billed): neither answer means it is gone.
+        assert ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"]
+        until_ok(ec2.release_address, AllocationId=alloc_id)
+    assert not realistic_aws.truth().ec2().describe_addresses()["Addresses"]
+    assert grew(before, realistic_aws.counts(), "nat-gateway-eip")
+
+
+def test_a_nat_gateways_address_is_released_at_once_when_it_does_not_lag(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    with rates(realistic_aws, nat_release_lag=0.0):
+        nat, allocation = nat_gateway(realistic_aws, ec2, subnet)
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+              what="the NAT gateway deleted")
+        ec2.release_address(AllocationId=allocation["AllocationId"])
+
+
+def test_a_nat_gateway_ec2_does_not_know_is_not_found(realistic_aws):
+    """EC2 answers NatGatewayNotFound (boto3's NatGatewayDeleted waiter takes it for success); moto
+    answered an empty list and, for DeleteNatGateway, an internal error."""
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    unknown = "nat-0123456789abcdef0"
+    for call, kwargs in ((ec2.describe_nat_gateways, {"NatGatewayIds": [unknown]}),
+                         (ec2.delete_nat_gateway, {"NatGatewayId": unknown})):
+        err = error_of(call, **kwargs)
+        assert code(err) == "NatGatewayNotFound" and err.response["Error"]["Message"] == f"NAT gateway {unknown} was not found"
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert realistic_aws.counts()["nat-gateway-not-found"] == before["nat-gateway-not-found"] + 2
+
+
+def test_a_route_to_a_deleted_nat_gateway_is_a_blackhole(realistic_aws):
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    nat, _ = nat_gateway(realistic_aws, ec2, subnet)
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    until_ok(ec2.create_route, RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+
+    def state() -> str:
+        routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+        return next(r["State"] for r in routes if r.get("NatGatewayId") == nat)
+
+    assert state() == "active"
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert state() == "blackhole"
+    until(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted",
+          what="the NAT gateway deleted")
+    assert state() == "blackhole"
+    assert grew(before, realistic_aws.counts(), "route-blackhole")
+
+
+def test_tags_name_an_elastic_ip_and_a_nat_gateway_as_ec2_does(realistic_aws):
+    """DescribeTags: `elastic-ip` and `natgateway` (moto: vpc-elastic-ip, nat-gateway), and the
+    resource-type filter takes EC2's names (amazon.aws reads a NAT gateway's tags that way)."""
+    ec2 = realistic_aws.ec2()
+    before = realistic_aws.counts()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    tag = [{"Key": "Role", "Value": "nat-eip"}]
+    allocation = ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tag}])
+    until_ok(ec2.describe_addresses, AllocationIds=[allocation["AllocationId"]])
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation["AllocationId"], TagSpecifications=[
+        {"ResourceType": "natgateway", "Tags": [{"Key": "Role", "Value": "nat"}]}])["NatGateway"]["NatGatewayId"]
+
+    def tags(*filters):
+        return {(t["ResourceId"], t["ResourceType"]) for t in ec2.describe_tags(
+            Filters=[{"Name": n, "Values": v} for n, v in filters])["Tags"]}
+
+    assert tags(("resource-id", [allocation["AllocationId"]])) == {(allocation["AllocationId"], "elastic-ip")}
+    assert tags(("resource-type", ["elastic-ip"])) == {(allocation["AllocationId"], "elastic-ip")}
+    assert tags(("resource-id", [nat]), ("resource-type", ["natgateway"])) == {(nat, "natgateway")}
+    assert tags(("resource-type", ["vpc-elastic-ip"])) == set(), "moto's name is not EC2's"
+    assert grew(before, realistic_aws.counts(), "tag-resource-types")
+
+
 # -- c. instance states ---------------------------------------------------------------------------------
 
 def test_instance_states_follow_ec2s_order(realistic_aws):
@@ -224,6 +458,8 @@ def test_instance_states_follow_ec2s_order(realistic_aws):
     before = realistic_aws.counts()
     vpc = visible_vpc(ec2)
     subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    until_ok(ec2.describe_addresses, AllocationIds=[allocation])
     instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t2.micro",
                                  SubnetId=subnet)["Instances"][0]["InstanceId"]
     first = until_ok(ec2.describe_instances, InstanceIds=[instance])     # the first answer that names it
@@ -239,7 +475,12 @@ def test_instance_states_follow_ec2s_order(realistic_aws):
         err = error_of(ec2.stop_instances, InstanceIds=[instance])
         assert code(err) == "IncorrectInstanceState" and "never reached the 'running' state" in str(err)
 
+        # An address can't go to a pending instance (terraform-provider-aws's associateEIP retries this).
+        err = error_of(ec2.associate_address, AllocationId=allocation, InstanceId=instance)
+        assert code(err) == "InvalidInstanceID" and "pending instance" in err.response["Error"]["Message"], err
+
     until(lambda: instance_state(ec2, instance) == "running", what="running")
+    ec2.associate_address(AllocationId=allocation, InstanceId=instance)
     running = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
     assert instance in [i["InstanceId"] for r in running["Reservations"] for i in r["Instances"]]
 

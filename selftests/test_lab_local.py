@@ -256,6 +256,90 @@ def test_deleted_private_default_route_cuts_db_egress(lab):
     web.close()
 
 
+# An Ansible-style module: a Python file copied to the host and run with the host's own python3,
+# answering JSON (what Ansible's modules do; they need python3 on the host, as cloud images have).
+MODULE = r"""
+import json, subprocess, sys
+args = json.loads(open(sys.argv[1]).read())
+def status(name):
+    q = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", name], capture_output=True, text=True)
+    return q.stdout.split()[-1] if q.returncode == 0 and q.stdout.startswith("install ok installed") else None
+before = status(args["name"])
+if before is None:
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    for cmd in (["apt-get", "-q", "update"], ["apt-get", "-q", "-y", "install", args["name"]]):
+        done = subprocess.run(["sudo", "-n", *cmd], capture_output=True, text=True, env=env)
+        if done.returncode:
+            print(json.dumps({"failed": True, "msg": done.stderr[-500:]}))
+            sys.exit(1)
+print(json.dumps({"changed": before is None, "name": args["name"], "version": status(args["name"]),
+                  "python": sys.version.split()[0]}))
+"""
+
+
+def run_module(client, module: str, args: dict) -> dict:
+    sftp = client.open_sftp()
+    with sftp.open("/tmp/twotier_module.py", "w") as f:
+        f.write(module)
+    with sftp.open("/tmp/twotier_module.args", "w") as f:
+        f.write(json.dumps(args))
+    sftp.close()
+    rc, out = run(client, "python3 /tmp/twotier_module.py /tmp/twotier_module.args", timeout=600)
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_host_is_configured_by_a_module_run_with_its_own_python3(lab):
+    web = web_ssh(lab)
+    db = db_ssh(web, lab)
+    for client in (web, db):
+        rc, out = run(client, "command -v python3 && python3 -c 'import json, subprocess, sys; print(sys.version)'")
+        assert rc == 0 and out.startswith("/usr/bin/python3"), f"no python3 on the host: {out}"
+    _, before = run(db, "dpkg-query -W -f='${Status}' apache2-utils 2>/dev/null || true")
+    first = run_module(db, MODULE, {"name": "apache2-utils", "state": "present"})
+    assert first["version"] and first["changed"] == ("install ok installed" not in before), first
+    again = run_module(db, MODULE, {"name": "apache2-utils", "state": "present"})
+    assert again["changed"] is False and again["version"] == first["version"], again
+    rc, out = run(db, "command -v htpasswd")
+    assert rc == 0, f"the package the module installed is not there: {out}"
+    db.close()
+    web.close()
+
+
+def test_the_vpc_resolver_answers_both_subnets_without_a_nat_gateway(lab):
+    """AmazonProvidedDNS at 10.0.0.2 (base + 2): private names, reverse lookups, the web server's
+    public name (its private address, inside the VPC), the internet's names; from the DB too when
+    the private subnet has no way out (MariaDB's reverse lookup of a client then answers at once)."""
+    web = web_ssh(lab)
+    db = db_ssh(web, lab)
+    web_name = f"ip-{lab.web_ip.replace('.', '-')}.ec2.internal"
+    db_name = f"ip-{lab.db_ip.replace('.', '-')}.ec2.internal"
+    for client in (web, db):
+        rc, out = run(client, "cat /etc/resolv.conf")
+        assert out.split() == ["nameserver", "10.0.0.2", "search", "ec2.internal"], out
+    lab.ec2.delete_route(RouteTableId=lab.rt_private, DestinationCidrBlock="0.0.0.0/0")
+    try:
+        daemon.wait_settled(lab.state_dir)
+        rc, out = run(db, f"curl -s -m3 {vantage.echo_url(ENV)}")
+        assert rc != 0, f"the DB still has a way out: {out}"
+        t0 = time.monotonic()
+        for client, other_ip, other_name in ((db, lab.web_ip, web_name), (web, lab.db_ip, db_name)):
+            rc, out = run(client, f"getent hosts {other_name} {other_ip} {other_name.split('.')[0]}")
+            assert rc == 0, out
+            assert out.split() == [other_ip, other_name, other_ip, other_name, other_ip, other_name], out
+        TIMINGS["four lookups through the VPC resolver"] = round(time.monotonic() - t0, 2)
+        rc, out = run(db, f"getent hosts {lab.web_dns} mirror.lab.test")
+        assert out.split() == [lab.web_ip, lab.web_dns, "198.51.100.1", "mirror.lab.test"], out
+        rc, out = run(db, "getent hosts ip-10-0-9-9.ec2.internal 10.0.9.9")
+        assert rc != 0 and not out.strip(), f"an unknown name or address answered: {out}"
+    finally:
+        lab.ec2.create_route(RouteTableId=lab.rt_private, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=lab.nat_id)
+        daemon.wait_settled(lab.state_dir)
+    assert TIMINGS["four lookups through the VPC resolver"] < 5, "a lookup waited for a resolver that doesn't answer"
+    db.close()
+    web.close()
+
+
 def test_stop_start_keeps_eip_and_disk(lab):
     web = web_ssh(lab)
     run(web, "echo survived | sudo tee /var/tmp/marker")

@@ -471,13 +471,49 @@ class Provisioner:
         for eip in self._find("describe_addresses", "Addresses", "nat-eip"):
             if not tags.is_ours(eip.get("Tags"), self.s.env, "nat-eip"):
                 continue
-            self._call(f"release Elastic IP {eip['PublicIp']}", self.ec2.release_address,
-                       AllocationId=eip["AllocationId"])
-            consistency.RECENT.gone(eip["AllocationId"])     # released by us: "not found" now means gone
+            # Right after its gateway is deleted EC2 may still refuse (InvalidIPAddress.InUse,
+            # AuthFailure, InvalidNetworkInterfaceID.NotFound): retried within the target's deadline.
+            try:
+                consistency.release_address(self.ec2, eip["AllocationId"], self.t.dependency_timeout,
+                                            first=self.t.retry_first, cap=self.t.poll_delay, progress=self.say)
+            except ClientError as exc:
+                err = exc.response.get("Error", {})
+                raise EnvError(f"release Elastic IP {eip['PublicIp']} failed: {err.get('Code')}: "
+                               f"{err.get('Message')}") from None
             done.append(f"released Elastic IP {eip['PublicIp']} ({eip['AllocationId']})")
         self.say("the article's last step: " + ("; ".join(done) if done else "no NAT gateway left to delete"))
         return done
 
+    def last_step_left(self) -> list[tuple[str, str]]:
+        """(kind, id) of what the article's last step removes that is still there: our NAT gateway
+        (unless deleting or deleted) and its Elastic IP. Both bill by the hour."""
+        left = [("nat-gateway", n["NatGatewayId"]) for n in self._find("describe_nat_gateways", "NatGateways", "nat")
+                if n["State"] in ("pending", "available") and tags.is_ours(n.get("Tags"), self.s.env, "nat")]
+        left += [("elastic-ip", a["AllocationId"]) for a in self._find("describe_addresses", "Addresses", "nat-eip")
+                 if tags.is_ours(a.get("Tags"), self.s.env, "nat-eip")]
+        return left
+
+    def unfinished_last_step(self) -> bool:
+        """Did the article's last step begin and not end? The build it follows is complete (both
+        servers and the private route table, whose default route points at a NAT gateway that is no
+        longer live), and our NAT gateway's Elastic IP is still allocated."""
+        env = self.s.env
+        if not any(tags.is_ours(a.get("Tags"), env, "nat-eip") for a in self._find("describe_addresses", "Addresses",
+                                                                                 "nat-eip")):
+            return False
+        live = {n["NatGatewayId"] for n in self._find("describe_nat_gateways", "NatGateways", "nat")
+                if n["State"] in ("pending", "available") and tags.is_ours(n.get("Tags"), env, "nat")}
+        if live:
+            return False
+        tables = [t for t in self._find("describe_route_tables", "RouteTables", "private-rt")
+                  if tags.is_ours(t.get("Tags"), env, "private-rt")]
+        default = next((r for t in tables for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == WORLD), None)
+        servers = [i for r in self._find("describe_instances", "Reservations", None,
+                                         [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping",
+                                                                                     "stopped"]}])
+                   for i in r["Instances"]]
+        roles = {tags.value(i.get("Tags"), "Role") for i in servers if tags.is_ours(i.get("Tags"), env)}
+        return bool(default and default.get("NatGatewayId") and {"web", "db"} <= roles)
 
 
 KEY_MARK = ".twotier-key"     # the public half of the key file we wrote: proof that the file is ours

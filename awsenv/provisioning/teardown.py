@@ -342,7 +342,11 @@ def _remove(target: Target, found: dict[str, list[str]], progress) -> list[str]:
                 p.do(f"disassociate Elastic IP {alloc}", ec2.disassociate_address, alloc,
                      AssociationId=a["AssociationId"])
         progress(f"releasing Elastic IP {alloc}")
-        p.do(f"release Elastic IP {alloc}", ec2.release_address, alloc, dependency=True, AllocationId=alloc)
+        try:    # InUse, AuthFailure, a NotFound that DescribeAddresses contradicts: retried (consistency.py)
+            consistency.release_address(ec2, alloc, p._dependency_left(), progress=progress, **p._backoff())
+        except ClientError as exc:
+            p._problem(f"could not release Elastic IP {alloc}: {consistency.error_code(exc)}: "
+                       f"{exc.response['Error'].get('Message')}")
     for igw in found["internet-gateway"]:
         for g in p.read(f"look up internet gateway {igw}", ec2.describe_internet_gateways, "InternetGateways",
                         Filters=[{"Name": "internet-gateway-id", "Values": [igw]}]):

@@ -23,7 +23,7 @@ class LocalTarget(Target):
     probe_timeout = 0.5       # veths on one machine answer in well under a millisecond
     answer_timeout = 3.0      # a first contact may wait ~0.8 s for proxy ARP; 3 s of silence is dropped traffic
     admin_cidr_default = LAB_ADMIN_CIDR
-    # The lab's API answers as EC2 does (emulator/realism.py: eventual consistency, pending/stopping/
+    # The lab's API answers as EC2 does (emulator/realism/: eventual consistency, pending/stopping/
     # shutting-down, lingering interfaces), with its windows scaled down to fractions of a second.
     poll_delay = 0.5
     retry_first = 0.05
