@@ -172,6 +172,25 @@ def test_a_nat_gateway_whose_address_has_not_propagated_is_retried(aws, monkeypa
     assert not nothing_left(aws), nothing_left(aws)
 
 
+def test_a_nat_gateway_deleted_right_after_its_create_call_is_deleted_not_taken_as_gone(aws, monkeypatch, tmp_path):
+    """A rollback right after CreateNatGateway: the gateway shows in a tag listing while DeleteNatGateway
+    naming it still answers NatGatewayNotFound (EC2's reads and writes propagate apart). The teardown
+    took the listing as "propagated", the NotFound as "already gone", and left the gateway running
+    (billed by the hour) while it waited for it to be deleted."""
+    target, settings = in_process_target(aws, monkeypatch, tmp_path)
+    p = Provisioner(target, settings, progress=lambda m: None)
+    p.check_inputs()
+    for step in (p.ensure_vpc, p.ensure_subnets, p.ensure_internet_gateway, p.ensure_nat_gateway):
+        step()
+    monkeypatch.setattr(teardown, "NAT_TIMEOUT", 15.0)
+    target.dependency_timeout = 5.0     # what a running gateway holds won't go: fail in seconds, not minutes
+    with timings(aws, consistency=3.0):
+        said: list[str] = []
+        left = teardown.down(target, settings, progress=said.append, only=p.made_here)
+    assert not any("timed out" in line for line in said), said
+    assert not left and not nothing_left(aws), (left.lines(), nothing_left(aws))
+
+
 # -- the article's last step: a NAT gateway's address, a blackhole, an interface that lingers ----------
 
 def test_up_and_down_meet_every_nat_gateway_answer_at_a_high_rate(aws, tmp_path):

@@ -125,8 +125,9 @@ def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None, target: Ta
     named = set(ledger.entries())
     runs = ledger.runs()
     for kind in kinds.KINDS:
+        # A listing showing an ID doesn't say that calls naming it will find it: EC2's reads and
+        # writes propagate apart, and a delete's NotFound right after the create is "not yet", not "gone".
         for rid, tag_list in kind.listing(ec2, tags.env_filter(env)):
-            consistency.RECENT.seen([rid])     # listed: it has propagated
             if not (tags.is_ours(tag_list, env) and keep(kind.name, rid, tag_list)):
                 continue
             if (include_tagged or only is not None or (kind.name, rid) in named
