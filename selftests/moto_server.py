@@ -171,7 +171,7 @@ PLAIN_MOTO = {
     # It builds environments "by someone else" with plain boto3, call after call and without retries
     # (as a quick script would), to prove how the checks read what others built; against EC2's
     # answers that builder would meet NotFound for each ID it names right after creating it. The
-    # exemption goes once its builder retries those (consistency.retry_not_found).
+    # exemption goes once its builder retries those (as the target's session does: awsenv/retries.py).
     "test_external_env.py",
 }
 

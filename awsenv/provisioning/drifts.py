@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import consistency, files
+from .. import files
 from ..errors import EnvError
 from ..install import provision_command
 from ..waits import wait_with_waiter
@@ -39,20 +39,6 @@ def _perm(protocol, port, cidr=None, group=None):
     if group:
         p["UserIdGroupPairs"] = [{"GroupId": group}]
     return p
-
-
-def _gone(resource_id: str) -> str:
-    """A drift deleted something this process may have just created: "not found" now means gone,
-    so a teardown in the same run doesn't wait for it to show up."""
-    consistency.RECENT.gone(resource_id)
-    return resource_id
-
-
-def _fresh(env, call):
-    """call() again while EC2 still says an ID this drift just created does not exist (eventual
-    consistency: an Elastic IP right after AllocateAddress)."""
-    t = env.target
-    return consistency.retry_not_found(call, t.consistency_timeout, first=t.retry_first, cap=t.poll_delay)
 
 
 def _made(env, kind: str, resource_id: str) -> str:
@@ -177,7 +163,7 @@ def _db_public_ip(env):
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env, "drift-eip"))
     _made(env, "elastic-ip", eip["AllocationId"])
     db = env.snapshot().db.id
-    _fresh(env, lambda: ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db))
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db)
 
 
 def _vpc_attr(attribute: str, value: bool):
@@ -188,7 +174,7 @@ def _vpc_attr(attribute: str, value: bool):
 
 def _delete_nat(env):
     nat = env.snapshot().live_nat_gateways[0]
-    env.ec2.delete_nat_gateway(NatGatewayId=_gone(nat.id))
+    env.ec2.delete_nat_gateway(NatGatewayId=nat.id)
     wait_with_waiter(env.ec2, "nat_gateway_deleted", f"NAT gateway {nat.id} deleted", 900, lambda _: None,
                      NatGatewayIds=[nat.id])
 
@@ -218,7 +204,7 @@ def _start_web(env):
 
 
 def _delete_key_pair(env):
-    env.ec2.delete_key_pair(KeyName=_gone(env.snapshot().web.key_name or ""))
+    env.ec2.delete_key_pair(KeyName=env.snapshot().web.key_name or "")
 
 
 def _foreign_subnet(env):
@@ -240,7 +226,7 @@ def _expose_db(env):
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env, "drift-eip"))
     _made(env, "elastic-ip", eip["AllocationId"])
     db = env.snapshot().db.id
-    _fresh(env, lambda: ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db))
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=db)
     for port in (22, 3306):
         _sg("authorize", _db_group, "tcp", port, WORLD)(env)
 
@@ -252,7 +238,7 @@ def _unexpose_db(env):
     for a in env.snapshot().addresses:
         if a.instance_id == env.snapshot().db.id:
             ec2.disassociate_address(AssociationId=a.association_id)
-            ec2.release_address(AllocationId=_gone(a.allocation_id))
+            ec2.release_address(AllocationId=a.allocation_id)
     _private_to_nat(env)
 
 
@@ -274,9 +260,9 @@ def _extra_nat(env):
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags.spec("elastic-ip", env.settings.env,
                                                                          "drift-nat-eip"))
     _made(env, "elastic-ip", eip["AllocationId"])
-    nat = _fresh(env, lambda: ec2.create_nat_gateway(
-        SubnetId=s.public_subnet.id, AllocationId=eip["AllocationId"],
-        TagSpecifications=tags.spec("natgateway", env.settings.env, "drift-nat")))
+    # Right after AllocateAddress EC2 may not know the address yet: the target's session retries that.
+    nat = ec2.create_nat_gateway(SubnetId=s.public_subnet.id, AllocationId=eip["AllocationId"],
+                                 TagSpecifications=tags.spec("natgateway", env.settings.env, "drift-nat"))
     _made(env, "nat-gateway", nat["NatGateway"]["NatGatewayId"])
     wait_with_waiter(ec2, "nat_gateway_available", "the drift's NAT gateway available", 900, lambda _: None,
                      NatGatewayIds=[nat["NatGateway"]["NatGatewayId"]])
@@ -288,12 +274,12 @@ def _remove_extra_nat(env):
     ec2 = env.ec2
     for n in ec2.describe_nat_gateways(Filters=tags.env_filter(env.settings.env, "drift-nat"))["NatGateways"]:
         if n["State"] in ("pending", "available") and tags.is_ours(n.get("Tags"), env.settings.env, "drift-nat"):
-            ec2.delete_nat_gateway(NatGatewayId=_gone(n["NatGatewayId"]))
+            ec2.delete_nat_gateway(NatGatewayId=n["NatGatewayId"])
             wait_with_waiter(ec2, "nat_gateway_deleted", "the drift's NAT gateway deleted", 900, lambda _: None,
                              NatGatewayIds=[n["NatGatewayId"]])
     for a in ec2.describe_addresses(Filters=tags.env_filter(env.settings.env, "drift-nat-eip"))["Addresses"]:
         if tags.is_ours(a.get("Tags"), env.settings.env, "drift-nat-eip"):
-            ec2.release_address(AllocationId=_gone(a["AllocationId"]))
+            ec2.release_address(AllocationId=a["AllocationId"])
 
 
 def _retag_nat_eip(old: str, new: str):
@@ -368,7 +354,7 @@ def _db_in_public_subnet(env):
 
     ec2 = env.ec2
     s = env.snapshot()
-    ec2.terminate_instances(InstanceIds=[_gone(s.db.id)])
+    ec2.terminate_instances(InstanceIds=[s.db.id])
     wait_with_waiter(ec2, "instance_terminated", f"the DB server {s.db.id} terminated", 600, lambda _: None,
                      InstanceIds=[s.db.id])
     # Launched as the provisioner launches (no public address; the interface goes with the instance).

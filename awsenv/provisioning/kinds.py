@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from ..consistency import ADDRESS_NOT_FOUND, error_code
+from ..retries import address_listed
+
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
@@ -84,3 +87,17 @@ def lookup(ec2, kind: str, resource_id: str) -> list[tuple[str, list[dict]]]:
         return BY_NAME[kind].lookup(ec2, resource_id)
     except ClientError:
         return []
+
+
+def release_address(target, allocation_id: str) -> None:
+    """ReleaseAddress; an address already gone counts as released. Right after its NAT gateway is
+    deleted EC2 refuses for a moment: called within `target.retries.waiting_out_dependencies()`, the
+    target's session retries that (awsenv/retries.py). InvalidAllocationID.NotFound means gone only when
+    DescribeAddresses agrees and the target didn't just allocate it; anything else is raised as it
+    came (the address may still be allocated, and billed)."""
+    try:
+        target.ec2.release_address(AllocationId=allocation_id)
+    except ClientError as exc:
+        if (error_code(exc) != ADDRESS_NOT_FOUND or target.recent.is_fresh(allocation_id)
+                or address_listed(target.ec2, allocation_id)):
+            raise

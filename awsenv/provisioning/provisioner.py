@@ -3,8 +3,8 @@
 Each step is ensure_*: find by tag, create if missing; so running `up` twice creates nothing new.
 Every ID goes into the ledger the moment AWS returns it, and creating calls carry a ClientToken
 so a retried call (standard retry mode) never creates twice. A call that names an ID this process
-just created is retried while EC2 answers that the ID doesn't exist yet (eventual consistency,
-awsenv/consistency.py); states are polled with backoff up to the target's poll_delay.
+just created is retried while EC2 answers that the ID doesn't exist yet (eventual consistency: the
+target's session does, awsenv/retries.py); states are polled with backoff up to the target's poll_delay.
 """
 from __future__ import annotations
 
@@ -22,13 +22,10 @@ from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
 from ..waits import api_check, wait_all, wait_for, wait_with_waiter
-from . import tags
+from . import kinds, tags
 from .ledger import Ledger
 
 WORLD = "0.0.0.0/0"
-# The calls that make a resource: until one answers, what it made is "in doubt" (consistency.RECENT).
-CREATING = ("create_vpc", "create_subnet", "create_internet_gateway", "create_route_table", "create_security_group",
-            "create_nat_gateway", "allocate_address", "run_instances", "import_key_pair")
 
 
 @dataclass
@@ -65,7 +62,6 @@ class Provisioner:
 
     def _made(self, kind: str, resource_id: str) -> None:
         self.created.add((kind, resource_id))
-        consistency.RECENT.created(resource_id)     # "not found" for a while means "not yet", not "gone"
         self.ledger.record(kind, resource_id)
 
     def made_here(self, kind: str, resource_id: str, tag_list: list[dict]) -> bool:
@@ -84,36 +80,13 @@ class Provisioner:
         return f"{self.s.env}-{role}-{self.run_id}"[:64]
 
     def _call(self, what: str, fn, **kwargs):
+        """fn(**kwargs), its failure one line. (EC2's "not yet" answers are retried by the target's
+        session: awsenv/retries.py.)"""
         try:
-            return self._retrying(what, fn, **kwargs)
+            return fn(**kwargs)
         except ClientError as exc:
             err = exc.response.get("Error", {})
             raise EnvError(f"{what} failed: {err.get('Code')}: {err.get('Message')}") from None
-
-    def _retrying(self, what: str, fn, **kwargs):
-        """fn(**kwargs). A call naming an ID this process just created is retried with backoff while
-        EC2 answers that the ID doesn't exist (AWS: "Eventual consistency in the Amazon EC2 API"; standard
-        retry mode never retries those codes), up to the target's consistency_timeout; a NotFound for
-        any other ID is an answer and raised at once. A create call stays "in doubt" until its answer
-        comes (and every attempt botocore made of it was answered: an earlier attempt whose answer was
-        a 5xx may have made something too): a rollback then waits until listings can show it."""
-        token = consistency.RECENT.attempt() if fn.__name__ in CREATING else None
-        try:
-            if consistency.RECENT.any_fresh(kwargs.values()):
-                result = consistency.retry_not_found(
-                    lambda: fn(**kwargs), self.t.consistency_timeout, first=self.t.retry_first, cap=self.t.poll_delay,
-                    what=what, progress=self.say, only_if=lambda exc: consistency.RECENT.about_fresh(exc, kwargs.values()))
-            else:
-                result = fn(**kwargs)
-        except ClientError as exc:
-            meta = exc.response.get("ResponseMetadata", {})
-            if token is not None and meta.get("HTTPStatusCode", 500) < 500 and not meta.get("RetryAttempts"):
-                consistency.RECENT.answered(token)      # refused at the first attempt (4xx): nothing was made
-            raise
-        if token is not None and not result.get("ResponseMetadata", {}).get("RetryAttempts"):
-            consistency.RECENT.answered(token)
-        consistency.RECENT.seen(kwargs.values())    # named by a call that succeeded: it has propagated
-        return result
 
     # -- the article's steps ----------------------------------------------------------------
     def up(self) -> Built:
@@ -354,8 +327,7 @@ class Provisioner:
     def _allow(self, group_id: str, permissions: list[dict]) -> None:
         for perm in permissions:
             try:
-                self._retrying(f"authorize ingress on {group_id}", self.ec2.authorize_security_group_ingress,
-                               GroupId=group_id, IpPermissions=[perm])
+                self.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[perm])
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "InvalidPermission.Duplicate":
                     raise EnvError(f"authorize ingress on {group_id} failed: {exc.response['Error']['Message']}") from None
@@ -474,8 +446,8 @@ class Provisioner:
             # Right after its gateway is deleted EC2 may still refuse (InvalidIPAddress.InUse,
             # AuthFailure, InvalidNetworkInterfaceID.NotFound): retried within the target's deadline.
             try:
-                consistency.release_address(self.ec2, eip["AllocationId"], self.t.dependency_timeout,
-                                            first=self.t.retry_first, cap=self.t.poll_delay, progress=self.say)
+                with self.t.retries.waiting_out_dependencies(self.t.dependency_timeout):
+                    kinds.release_address(self.t, eip["AllocationId"])
             except ClientError as exc:
                 err = exc.response.get("Error", {})
                 raise EnvError(f"release Elastic IP {eip['PublicIp']} failed: {err.get('Code')}: "

@@ -107,7 +107,7 @@ def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run:
                      else type(target).default_state_dir(e.env, settings.region))
         # Exactly what `down` would delete (tags, and ledger entries whose tags say they're ours),
         # so --dry-run never lists less than a real run removes.
-        found = teardown.find_env(target.ec2, e.env, Ledger(state_dir), include_tagged=True)
+        found = teardown.find_env(target, e.env, Ledger(state_dir), include_tagged=True)
         progress(f"env {e.env}: {why}; {'would remove' if dry_run else 'removing'}:")
         for kind, rid in kinds.billed_first([(k, i) for k, ids in found.ours.items() for i in ids]):
             progress(f"  {kind:<17} {rid}{kinds.cost_note(kind)}")

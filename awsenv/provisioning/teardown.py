@@ -15,24 +15,24 @@ created (provisioner.made_here), so nothing that was there before it is touched.
 
 EC2 answers a teardown as it answers anyone, and the teardown is written for those answers:
 - Eventual consistency (AWS: "Eventual consistency in the Amazon EC2 API"). Right after its create
-  call an ID can be "not found", which then does not mean it is gone: for an ID this process just
-  created (consistency.RECENT), a NotFound is retried with backoff up to the target's
-  consistency_timeout and is never taken as "already gone"; if it never shows, it is reported as
-  possibly left. A create call that got no answer (an interrupt, a 5xx after the call) may have
+  call an ID can be "not found", which then does not mean it is gone: for an ID the target just
+  created (`Target.recent`), its session retries a NotFound with backoff up to the target's
+  consistency_timeout (awsenv/retries.py), and it is never taken as "already gone"; if it never
+  shows, it is reported as possibly left. A create call that got no answer (an interrupt, a 5xx after the call) may have
   made something only its RunId tag can find: the teardown then waits the target's
   consistency_window before it trusts a listing, and makes a second pass if a later listing shows more.
 - Instances go through shutting-down, NAT gateways through deleting, and their network interfaces
   outlive them for a while, holding security groups, subnets, the VPC and public addresses
   (DependencyViolation). The teardown waits for the instances and NAT gateways with its own
   checks (botocore's instance_terminated waiter FAILS on `pending` and `stopping`, exactly what an
-  `up` interrupted right after RunInstances leaves), then for their network interfaces to go, then
-  retries DependencyViolation with backoff, all deletes sharing the target's dependency_timeout.
+  `up` interrupted right after RunInstances leaves), then for their network interfaces to go; the
+  target's session retries DependencyViolation with backoff, all deletes of a pass sharing the
+  target's dependency_timeout (`Retries.waiting_out_dependencies`, awsenv/retries.py).
 - One failure stops nothing: every step is tried, each failure is said once, and what is left is
   listed at the end (billed kinds first).
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,14 +112,16 @@ def _gone(code: str) -> bool:
 Only = Callable[[str, str, list[dict]], bool]
 
 
-def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None, target: Target | None = None,
+def find_env(target: Target, env: str, ledger: Ledger, only: Only | None = None,
              unconfirmed: set[tuple[str, str]] | None = None, include_tagged: bool = False) -> Found:
     """The environment by kind: what is ours by proof (the ledger names it, or it carries a RunId
     the ledger knows; `only` and `include_tagged` are proof of their own) and tagged Project and Env
     (checked on our side too, since moto ignores some tag filters). Also what the ledger names that
     no longer carries our tags (`moved`), and what is tagged like ours without proof (`unproven`).
-    A ledger entry this process just created (with `target`) is looked up until it shows, within the
-    target's consistency_timeout; one that never does is added to `unconfirmed` (and to the result)."""
+    A ledger entry the target just created is looked up until it shows (its session retries the
+    NotFound within the target's consistency_timeout); one that never does is added to
+    `unconfirmed` (and to the result, when `unconfirmed` is given)."""
+    ec2, recent = target.ec2, target.recent
     found = Found({k.name: [] for k in kinds.KINDS})
     keep = only or (lambda kind, rid, tag_list: True)
     named = set(ledger.entries())
@@ -138,16 +140,15 @@ def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None, target: Ta
     for kind_name, rid in sorted(named, key=lambda e: [k.name for k in kinds.KINDS].index(e[0])):
         if rid in found.ours[kind_name]:
             continue
-        if target is not None and consistency.RECENT.is_fresh(rid):
+        if recent.is_fresh(rid):
             try:
-                hits = consistency.retry_not_found(functools.partial(kinds.BY_NAME[kind_name].lookup, ec2, rid),
-                                                   target.consistency_timeout,
-                                                   first=target.retry_first, cap=target.poll_delay)
-                consistency.RECENT.seen([rid])
+                hits = kinds.BY_NAME[kind_name].lookup(ec2, rid)
             except ClientError as exc:
-                if consistency.error_code(exc) in consistency.NOT_FOUND_AFTER_CREATE and unconfirmed is not None:
-                    unconfirmed.add((kind_name, rid))
-                    found.ours[kind_name].append(rid)
+                if consistency.error_code(exc) in consistency.NOT_FOUND_AFTER_CREATE:
+                    recent.gave_up(rid)     # waited its consistency_timeout: not waited for again
+                    if unconfirmed is not None:
+                        unconfirmed.add((kind_name, rid))
+                        found.ours[kind_name].append(rid)
                 continue
         else:
             hits = kinds.lookup(ec2, kind_name, rid)
@@ -159,44 +160,27 @@ def find_env(ec2, env: str, ledger: Ledger, only: Only | None = None, target: Ta
 
 
 class _Pass:
-    """One teardown pass: each call fresh-aware, dependency retries under one deadline, failures kept."""
+    """One teardown pass: failures kept and said, the teardown carries on. (Its retries are the
+    target session's, within one dependency deadline for the pass: awsenv/retries.py.)"""
 
     def __init__(self, target: Target, progress):
         self.t = target
         self.ec2 = target.ec2
         self.say = progress
         self.problems: list[str] = []
-        self._dependency_since: float | None = None
 
-    def _backoff(self) -> dict:
-        return {"first": self.t.retry_first, "cap": self.t.poll_delay}
-
-    def _dependency_left(self) -> float:
-        if self._dependency_since is None:
-            self._dependency_since = time.monotonic()
-        return max(0.0, self.t.dependency_timeout - (time.monotonic() - self._dependency_since))
-
-    def do(self, what: str, fn, resource_id: str, dependency: bool = False, **kwargs) -> bool:
-        """One deleting call; True when it is done (or there was nothing to do), False when it failed
-        (said, remembered, and the teardown carries on)."""
-        fresh = consistency.RECENT.is_fresh(resource_id)
-
-        def call():
-            if fresh:   # right after its create call, NotFound means "not yet", never "already gone"
-                return consistency.retry_not_found(lambda: fn(**kwargs), self.t.consistency_timeout, **self._backoff())
-            return fn(**kwargs)
+    def call(self, what: str, fn, resource_id: str, gone: Callable[[str], bool] | None = None, **kwargs) -> bool:
+        """One deleting call; True when it is done (or there was nothing to do: `gone(code)`), False
+        when it failed (said, remembered, and the teardown carries on)."""
+        gone = gone or _gone
         try:
-            if dependency:
-                consistency.retry_codes(call, consistency.DEPENDENCY, self._dependency_left(), what=what,
-                                        progress=self.say, **self._backoff())
-            else:
-                call()
-            consistency.RECENT.seen([resource_id])    # done: from now on a NotFound means gone
+            fn(**kwargs)
             return True
         except ClientError as exc:
             err = exc.response.get("Error", {})
             code = err.get("Code", "")
-            if _gone(code) and not (fresh and code in consistency.NOT_FOUND_AFTER_CREATE):
+            # Right after its create call a NotFound means "not yet" (retried until the deadline), never "gone".
+            if gone(code) and not (self.t.recent.is_fresh(resource_id) and code in consistency.NOT_FOUND_AFTER_CREATE):
                 return True
             waited = f" (still, after {self.t.dependency_timeout:.0f}s of retries)" if code in consistency.DEPENDENCY else ""
             self._problem(f"could not {what}: {code}: {err.get('Message')}{waited}")
@@ -254,7 +238,7 @@ def _interfaces_of(p: _Pass, instances: list[str]) -> dict[str, list[str]]:
 def _wait_for_listings(target: Target, progress) -> None:
     """A create call of this process got no answer: what it made carries our tags but not yet, maybe,
     in a listing (eventual consistency). Wait until a listing can show it."""
-    since = consistency.RECENT.in_doubt_since()
+    since = target.recent.in_doubt_since()
     if since is None:
         return
     wait = since + target.consistency_window - time.monotonic()
@@ -267,11 +251,10 @@ def _wait_for_listings(target: Target, progress) -> None:
 def down(target: Target, settings: Settings, progress=print, only: Only | None = None,
          include_tagged: bool = False) -> Leftovers:
     """Remove the environment (or, with `only`, just those of its resources); returns what is left."""
-    ec2 = target.ec2
     ledger = Ledger(settings.state_dir)
     _wait_for_listings(target, progress)
     unconfirmed: set[tuple[str, str]] = set()
-    found = find_env(ec2, settings.env, ledger, only, target, unconfirmed, include_tagged)
+    found = find_env(target, settings.env, ledger, only, unconfirmed, include_tagged)
     if not found:
         progress(f"env {settings.env}: nothing of it to remove")
         if only is None and not found.moved:
@@ -307,19 +290,23 @@ def down(target: Target, settings: Settings, progress=print, only: Only | None =
 
 def _remove(target: Target, found: dict[str, list[str]], progress) -> list[str]:
     """Delete what `found` names, in kinds.py's order; returns the failures, one line each."""
-    p = _Pass(target, progress)
+    with target.retries.waiting_out_dependencies(target.dependency_timeout):
+        return _remove_in_order(_Pass(target, progress), found, progress)
+
+
+def _remove_in_order(p: _Pass, found: dict[str, list[str]], progress) -> list[str]:
     ec2 = p.ec2
     instances, nats = found["instance"], found["nat-gateway"]
     held = _interfaces_of(p, instances)
     terminated = []
     for iid in instances:
         progress(f"terminating instance {iid}")
-        if p.do(f"terminate instance {iid}", ec2.terminate_instances, iid, InstanceIds=[iid]):
+        if p.call(f"terminate instance {iid}", ec2.terminate_instances, iid, InstanceIds=[iid]):
             terminated.append(iid)
     deleted_nats = []
     for nat in nats:
         progress(f"deleting NAT gateway {nat} (billed hourly)")
-        if p.do(f"delete NAT gateway {nat}", ec2.delete_nat_gateway, nat, NatGatewayId=nat):
+        if p.call(f"delete NAT gateway {nat}", ec2.delete_nat_gateway, nat, NatGatewayId=nat):
             deleted_nats.append(nat)
     # One wait for both (they progress together), with our own checks.
     checks = {}
@@ -340,23 +327,21 @@ def _remove(target: Target, found: dict[str, list[str]], progress) -> list[str]:
         for a in p.read(f"look up Elastic IP {alloc}", ec2.describe_addresses, "Addresses",
                         Filters=[{"Name": "allocation-id", "Values": [alloc]}]):
             if a.get("AssociationId"):
-                p.do(f"disassociate Elastic IP {alloc}", ec2.disassociate_address, alloc,
+                p.call(f"disassociate Elastic IP {alloc}", ec2.disassociate_address, alloc,
                      AssociationId=a["AssociationId"])
         progress(f"releasing Elastic IP {alloc}")
-        try:    # InUse, AuthFailure, a NotFound that DescribeAddresses contradicts: retried (consistency.py)
-            consistency.release_address(ec2, alloc, p._dependency_left(), progress=progress, **p._backoff())
-        except ClientError as exc:
-            p._problem(f"could not release Elastic IP {alloc}: {consistency.error_code(exc)}: "
-                       f"{exc.response['Error'].get('Message')}")
+        # InUse, AuthFailure, a NotFound that DescribeAddresses contradicts: retried (awsenv/retries.py).
+        p.call(f"release Elastic IP {alloc}", kinds.release_address, alloc, gone=lambda code: False,
+               target=p.t, allocation_id=alloc)
     for igw in found["internet-gateway"]:
         for g in p.read(f"look up internet gateway {igw}", ec2.describe_internet_gateways, "InternetGateways",
                         Filters=[{"Name": "internet-gateway-id", "Values": [igw]}]):
             for att in g.get("Attachments", []):
                 # Refused while the VPC still has public addresses mapped (DependencyViolation).
-                p.do(f"detach internet gateway {igw} from {att['VpcId']}", ec2.detach_internet_gateway, igw,
-                     dependency=True, InternetGatewayId=igw, VpcId=att["VpcId"])
+                p.call(f"detach internet gateway {igw} from {att['VpcId']}", ec2.detach_internet_gateway, igw,
+                     InternetGatewayId=igw, VpcId=att["VpcId"])
         progress(f"deleting internet gateway {igw}")
-        p.do(f"delete internet gateway {igw}", ec2.delete_internet_gateway, igw, dependency=True,
+        p.call(f"delete internet gateway {igw}", ec2.delete_internet_gateway, igw,
              InternetGatewayId=igw)
     for rt in found["route-table"]:
         for t in p.read(f"look up route table {rt}", ec2.describe_route_tables, "RouteTables",
@@ -364,19 +349,19 @@ def _remove(target: Target, found: dict[str, list[str]], progress) -> list[str]:
             if any(a.get("Main") for a in t.get("Associations", [])):
                 continue   # the main table goes with the VPC
             for a in t.get("Associations", []):
-                p.do(f"disassociate route table {rt}", ec2.disassociate_route_table, rt,
+                p.call(f"disassociate route table {rt}", ec2.disassociate_route_table, rt,
                      AssociationId=a["RouteTableAssociationId"])
             progress(f"deleting route table {rt}")
-            p.do(f"delete route table {rt}", ec2.delete_route_table, rt, dependency=True, RouteTableId=rt)
+            p.call(f"delete route table {rt}", ec2.delete_route_table, rt, RouteTableId=rt)
     _delete_groups(p, found["security-group"])
     for sn in found["subnet"]:
         progress(f"deleting subnet {sn}")
-        p.do(f"delete subnet {sn}", ec2.delete_subnet, sn, dependency=True, SubnetId=sn)
+        p.call(f"delete subnet {sn}", ec2.delete_subnet, sn, SubnetId=sn)
     for vpc in found["vpc"]:
         progress(f"deleting VPC {vpc}")
-        p.do(f"delete VPC {vpc}", ec2.delete_vpc, vpc, dependency=True, VpcId=vpc)
+        p.call(f"delete VPC {vpc}", ec2.delete_vpc, vpc, VpcId=vpc)
     for key in found["key-pair"]:
-        p.do(f"delete key pair {key}", ec2.delete_key_pair, key, KeyName=key)
+        p.call(f"delete key pair {key}", ec2.delete_key_pair, key, KeyName=key)
     return p.problems
 
 
@@ -387,18 +372,18 @@ def _delete_groups(p: _Pass, group_ids: list[str]) -> None:
     for g in groups:
         referencing = [perm for perm in g.get("IpPermissions", []) if perm.get("UserIdGroupPairs")]
         if referencing:
-            p.do(f"revoke the group rules of {g['GroupId']}", p.ec2.revoke_security_group_ingress, g["GroupId"],
+            p.call(f"revoke the group rules of {g['GroupId']}", p.ec2.revoke_security_group_ingress, g["GroupId"],
                  GroupId=g["GroupId"], IpPermissions=referencing)
     for gid in group_ids:
         p.say(f"deleting security group {gid}")
         # A terminated instance's network interface holds its groups for a while (DependencyViolation).
-        p.do(f"delete security group {gid}", p.ec2.delete_security_group, gid, dependency=True, GroupId=gid)
+        p.call(f"delete security group {gid}", p.ec2.delete_security_group, gid, GroupId=gid)
 
 
 def leftovers(target: Target, settings: Settings, only: Only | None = None,
               unconfirmed: set[tuple[str, str]] | None = None, include_tagged: bool = False) -> Leftovers:
     """What of the environment is still there (and, with `unconfirmed`, what this run made and never saw)."""
-    found = find_env(target.ec2, settings.env, Ledger(settings.state_dir), only, include_tagged=include_tagged)
+    found = find_env(target, settings.env, Ledger(settings.state_dir), only, include_tagged=include_tagged)
     items = [(k.name, i) for k in kinds.KINDS for i in found.ours.get(k.name, [])]
     never_seen = {(k, i) for k, i in (unconfirmed or set())}
     items += sorted(never_seen - set(items))

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,19 +15,18 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import ReadTimeoutError
 
-from ..errors import EnvError
+from ..consistency import Recent
 from ..install import provision_command
+from ..retries import Retries
 from ..settings import DEFAULTS, REPO_ROOT, Settings
 
 # Standard retry mode backs off on throttling and 5xx answers; a retried create is made safe by
-# idempotency tokens (ClientToken) in the provisioner. The timeouts bound a hung endpoint: four
+# idempotency tokens (ClientToken) in the provisioner; EC2's "not yet" answers are retried by the
+# target's Retries (awsenv/retries.py). The timeouts bound a hung endpoint: NO_ANSWER_ATTEMPTS
 # attempts of at most 10 s each, so a dead API is a one-line error within a minute.
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 10
-NO_ANSWER_ATTEMPTS = 4
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=CONNECT_TIMEOUT,
                       read_timeout=READ_TIMEOUT)
 AUTH_ERRORS = ("AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
@@ -64,6 +61,10 @@ class Target:
         self.api_calls: Counter[str] = Counter()
         # Every probe the checks made from a vantage point (bench/floor.py repeats them bare).
         self.probes_made: list[tuple] = []
+        # What this target's session just created (eventual consistency), and the retry decisions
+        # made on that session's events: one of each per target, whatever opens a session on it.
+        self.recent = Recent()
+        self.retries = Retries(self)
         self._session: boto3.Session | None = None
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -139,9 +140,7 @@ class Target:
             self._session = self._make_session()
             events = self._session.events
             events.register("before-call", self._count_call)
-            events.register_first("needs-retry", self._name_silent_endpoint)
-            events.register("needs-retry.ec2.StartInstances", self._retry_mid_change)
-            events.register("needs-retry.ec2.StopInstances", self._retry_mid_change)
+            self.retries.install(events)
         return self._session
 
     def _make_session(self) -> boto3.Session:
@@ -149,34 +148,6 @@ class Target:
 
     def _count_call(self, model, **_):
         self.api_calls[f"{model.service_model.service_name}.{model.name}"] += 1
-
-    def _name_silent_endpoint(self, attempts=0, caught_exception=None, request_dict=None, **_):
-        """A dead or hung endpoint is named at once, and given up after NO_ANSWER_ATTEMPTS tries."""
-        if not isinstance(caught_exception, (BotoConnectionError, ReadTimeoutError)):
-            return None
-        url = (request_dict or {}).get("url", "").split("?")[0] or self.endpoint_url() or "the AWS API"
-        print(f"no answer from {url} (attempt {attempts} of {NO_ANSWER_ATTEMPTS}): {caught_exception}",
-              file=sys.stderr, flush=True)
-        if attempts >= NO_ANSWER_ATTEMPTS:
-            raise EnvError(f"no answer from {url} after {attempts} attempts ({caught_exception})")
-        return None
-
-    def _retry_mid_change(self, response=None, attempts=0, request_dict=None, **_):
-        """StartInstances of an instance that is still stopping, or StopInstances of one still pending,
-        is refused with IncorrectInstanceState (AWS: "Amazon EC2 instance state changes": a stopping
-        instance can be started once it is stopped; "cannot be stopped as it has never reached the
-        'running' state"); standard retry mode doesn't retry it. Retried here with backoff for up to
-        state_change_timeout, so a start right after an interrupted stop (the disruptive check's
-        `finally`) still starts the server. An instance that never gets there fails as before."""
-        if not response or not isinstance(response[1], dict):
-            return None
-        if response[1].get("Error", {}).get("Code") != "IncorrectInstanceState":
-            return None
-        context = (request_dict or {}).setdefault("context", {})
-        first = context.setdefault("twotier_mid_change_since", time.monotonic())
-        if time.monotonic() - first >= self.state_change_timeout:
-            return None
-        return min(self.poll_delay, self.retry_first * 2 ** max(0, attempts - 1))
 
     def client(self, service: str):
         with self._lock:
