@@ -257,8 +257,8 @@ def test_a_new_subnet_is_now_and_then_left_out_of_a_filtered_listing(realistic_a
 
     with realistic_aws.paused(), rates(realistic_aws, listing_lag=0.0):
         listed = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]
-        assert [s["SubnetId"] for s in by_filter("10.0.2.0/24")] == [listed["SubnetId"]], "listed at once"
         assert code(error_of(ec2.describe_subnets, SubnetIds=[listed["SubnetId"]])) == "InvalidSubnetID.NotFound"
+        assert [s["SubnetId"] for s in by_filter("10.0.2.0/24")] == [listed["SubnetId"]], "listed at once"
 
     # At the default rate, few of many new IDs are left out.
     with realistic_aws.paused():
@@ -267,6 +267,18 @@ def test_a_new_subnet_is_now_and_then_left_out_of_a_filtered_listing(realistic_a
             Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]}
     left_out = [g for g in made if g not in shown]
     assert len(left_out) <= 0.3 * len(made), f"{len(left_out)} of {len(made)} left out at rate {realistic_aws.layer.rates}"
+
+
+def test_an_id_a_list_has_shown_is_found_by_id_from_then_on(realistic_aws):
+    """Reads don't go back in time: once a list shows a new ID, a call naming it succeeds (a
+    teardown that saw it listed takes a later NotFound for "gone")."""
+    ec2 = realistic_aws.ec2()
+    with realistic_aws.paused(), rates(realistic_aws, listing_lag=0.0):
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        assert vpc in [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
+        assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["VpcId"] == vpc
+        other = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        assert code(error_of(ec2.describe_vpcs, VpcIds=[other])) == "InvalidVpcID.NotFound", "not listed yet"
 
 
 # -- b. NAT gateway states ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from . import query as Q
 from .config import ENV_COUNTS, Rates, Timings, rules_from_env
 from .counts import Counts
 from .errors import Ec2Error, error_response
-from .memory import CREATED, INSTANCE_CALLS, Memory
+from .memory import CREATED, INSTANCE_CALLS, LISTED, Memory
 from .rules import REGISTRY, RULES, Rule, ZoneRules
 
 MAX_BODY = 32 * 1024 * 1024
@@ -164,7 +164,7 @@ class RealismLayer:
 
     def _after(self, req: Q.Request, body: bytes) -> bytes:
         action = req.action
-        if not (action in CREATED or action in INSTANCE_CALLS or action == "DeleteNatGateway"
+        if not (action in CREATED or action in INSTANCE_CALLS or action in LISTED or action == "DeleteNatGateway"
                 or action in self._after_actions):
             return body
         doc = Q.Doc(body)
@@ -173,6 +173,7 @@ class RealismLayer:
         for rule in self._on:
             if action in rule.after_actions:
                 rule.after(req, doc, now)
+        self.memory.listed(req, doc, now)
         return doc.bytes()
 
 

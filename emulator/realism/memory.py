@@ -33,6 +33,20 @@ CREATED = {
     "CreateNetworkInterface": ("networkInterface", "networkInterfaceId"),
 }
 
+# Describe* lists: (path to the items, ID element). An ID a list shows has propagated (see `listed`).
+LISTED = {
+    "DescribeVpcs": (("vpcSet", "item"), "vpcId"),
+    "DescribeSubnets": (("subnetSet", "item"), "subnetId"),
+    "DescribeSecurityGroups": (("securityGroupInfo", "item"), "groupId"),
+    "DescribeInternetGateways": (("internetGatewaySet", "item"), "internetGatewayId"),
+    "DescribeRouteTables": (("routeTableSet", "item"), "routeTableId"),
+    "DescribeNatGateways": (("natGatewaySet", "item"), "natGatewayId"),
+    "DescribeAddresses": (("addressesSet", "item"), "allocationId"),
+    "DescribeNetworkInterfaces": (("networkInterfaceSet", "item"), "networkInterfaceId"),
+    "DescribeInstanceStatus": (("instanceStatusSet", "item"), "instanceId"),
+    "DescribeInstances": (("reservationSet", "item", "instancesSet", "item"), "instanceId"),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
@@ -85,6 +99,19 @@ class Memory:
             if nid:
                 with self.lock:
                     self.nat_deleted[nid] = now
+
+    def listed(self, req: Q.Request, doc: Q.Doc, now: float) -> None:
+        """The IDs a list answer shows (after the rules had their say) have propagated: from now on a
+        call naming one succeeds. Reads don't go back in time: a client that has seen an ID listed
+        never meets "not found" for it afterwards (awsenv's teardown relies on it)."""
+        if req.action not in LISTED:
+            return
+        path, id_tag = LISTED[req.action]
+        shown = [Q.text(item, id_tag) for item in Q.walk(doc.root, path)]
+        with self.lock:
+            for rid in filter(None, shown):
+                if rid in self.visible_at and now < self.visible_at[rid]:
+                    self.visible_at[rid] = now
 
     def _note_created(self, req: Q.Request, doc: Q.Doc, now: float) -> None:
         ids = [el.text for el in Q.walk(doc.root, CREATED[req.action]) if el.text]
