@@ -83,7 +83,7 @@ class Environment:
     def display_name(self) -> str:
         """What the terminal and the report call it: our env name; for someone else's, its VPC ID with the
         VPC's Name tag beside it, never the tag alone (anyone with ec2:CreateTags writes it; the snapshot
-        holds it made safe to show, awsenv/display.py)."""
+        holds it made safe to show, common/display.py)."""
         if self.built_by_us:
             return self.settings.env
         snap = self._snapshot

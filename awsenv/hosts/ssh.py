@@ -3,7 +3,7 @@
 Host keys are pinned on first contact into the environment's known_hosts; a changed key fails
 the run. The same facts are written as an ssh_config that OpenSSH accepts (`ssh -F FILE db`).
 The pins and the environment's own key are read and written as every file of a state folder is
-(awsenv/files.py): in a folder of ours, never through a link.
+(common/files.py): in a folder of ours, never through a link.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.host import Host
 
-from .. import files
+from common import files
+
 from ..errors import EnvError, one_line
 from ..settings import Settings
 from ..targets import Target
