@@ -41,9 +41,9 @@ class Route:
 
     @property
     def kind(self) -> str:
-        if self.target == "local":
-            return "local"
-        return self.target.split("-", 1)[0]   # igw, nat, vpce, eni, pcx, tgw ...
+        # The target ID's prefix names its kind (igw, nat, vpce, eni, pcx, tgw ...); the VPC's own
+        # route has the target "local", which is its own kind.
+        return self.target.split("-", 1)[0]
 
     def row(self) -> str:
         note = " (target gone)" if self.state == "blackhole" else ""
