@@ -25,10 +25,11 @@ if _missing:
     sys.exit(f"error: {_missing}")
 
 
-from awsenv import files, interrupts, statedir  # noqa: E402
+from awsenv import interrupts, statedir  # noqa: E402
 from awsenv.errors import API_ERRORS, EnvError, one_line  # noqa: E402
 from awsenv.install import provision_command  # noqa: E402
 from awsenv.settings import OPTIONS, WIDE_ADMIN_FLAG  # noqa: E402
+from common import files  # noqa: E402
 
 EXIT_ERROR = 2
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 from .discovery import snapshot
 from .discovery.snapshot import Snapshot
-from .hosts.access import HostAccess
 from .hosts.ssh import Connections, load_key
 from .settings import STATED, Settings
 from .targets import Target
@@ -56,7 +55,6 @@ class Environment:
         self.built_here = built_here      # this very run provisions it (pytest --provision)
         self._snapshot: Snapshot | None = None
         self._conns: Connections | None = None
-        self._hosts: HostAccess | None = None
         self.ssh_connections_opened = 0
         self.host_commands: list[tuple[str, str]] = []
 
@@ -83,7 +81,7 @@ class Environment:
     def display_name(self) -> str:
         """What the terminal and the report call it: our env name; for someone else's, its VPC ID with the
         VPC's Name tag beside it, never the tag alone (anyone with ec2:CreateTags writes it; the snapshot
-        holds it made safe to show, awsenv/display.py)."""
+        holds it made safe to show, common/display.py)."""
         if self.built_by_us:
             return self.settings.env
         snap = self._snapshot
@@ -128,25 +126,20 @@ class Environment:
     def changed(self) -> None:
         """Something changed the environment: read it again, reconnect, let the data plane follow."""
         self._snapshot = None
-        self._hosts = None        # what was reachable before may not be now, and the reverse
         if self._conns:
-            self._conns.forget()
+            self._conns.forget()      # what was reachable before may not be now, and the reverse
         self.target.settle()
 
     # -- hosts --------------------------------------------------------------------------------
     def connections(self, web_addr: str | None = None, db_addr: str | None = None) -> Connections:
+        """The hosts over the shared SSH connections, for provisioning and checks alike (EnvError when
+        there is no key to log in with)."""
         if self._conns is None:
             snap = self.snapshot()
             key = load_key(self.settings.key_file, own=self.settings.key_is_ours)
             self._conns = Connections(self.target, self.settings, web_addr or snap.web.public_ip or "",
-                                      db_addr or snap.db.private_ip or "", key)
+                                      db_addr or snap.db.private_ip or "", key, not_running=self.not_running)
         return self._conns
-
-    def hosts(self) -> HostAccess:
-        """The hosts as checks reach them: a failed login is "not checked", not a failure."""
-        if self._hosts is None:
-            self._hosts = HostAccess(self)
-        return self._hosts
 
     def drop_connections(self) -> None:
         if self._conns:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import files
+from common import files
+
 from .settings import Settings
 
 

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import files
+from common import files
 
 SCHEMA = "twotier-results/1"
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")

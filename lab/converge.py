@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from awsenv import files
+from common import files
 
 from . import fabric, gateways, names, netns, resolver, security_groups
 from . import world as world_mod

@@ -8,7 +8,7 @@ daemon itself.
 The lab belongs to its owner: the daemon makes fresh credentials for its API at every start and
 keeps them only in state_dir/lab.json (0600); start() and attach() hand them back as a LabApi, and
 the API refuses every request not signed with them (emulator/auth.py). Its files in the state
-folder (lab.json, lab.log, converge.json, settle-request) go through awsenv/files.py, the state
+folder (lab.json, lab.log, converge.json, settle-request) go through common/files.py, the state
 folder's one rule (in a folder of ours, never through a link): the one module of awsenv/ the lab
 uses, which needs only awsenv/errors.py.
 """
@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awsenv import files
+from common import files
 
 from . import image, instances, names, netns
 from .deadline import poll

@@ -102,6 +102,7 @@ def _within(permission, admin_cidr: str) -> bool:
 
 
 @pytest.mark.disruptive
+@pytest.mark.usefixtures("last_step")        # where this run provisions: the finished environment is stopped
 @pytest.mark.article("2.3")
 @pytest.mark.fails_on("web-eip-disassociated")
 @pytest.mark.fails_on_with_hosts("apache-disabled", "site-forbidden")

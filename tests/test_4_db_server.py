@@ -1,8 +1,6 @@
 """Article section 4: the private DB server, reached through the web server, installed through NAT."""
 import pytest
 
-from awsenv.hosts import mariadb_wire
-
 ALLOWED = {("tcp", 3306): "MariaDB", ("tcp", 22): "SSH", ("icmp", None): "ICMP"}
 
 
@@ -67,7 +65,7 @@ def test_db_allows_nothing_else(snap, verdict, evidence):
         verdict.not_checked(f"sources that could not be read: {unknown}")
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.article("4.3")
 @pytest.mark.fails_on("db-icmp-revoked")
 def test_web_server_pings_db(conns, snap, evidence):
@@ -76,7 +74,7 @@ def test_web_server_pings_db(conns, snap, evidence):
     assert result.rc == 0, f"expected ping from web to {snap.db.private_ip} answered, found exit {result.rc}"
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.article("4.4")
 @pytest.mark.fails_on("db-ssh-revoked")
 def test_ssh_to_db_through_web_server(conns, env, verdict, evidence):
@@ -99,11 +97,11 @@ def db_public_addresses(snap) -> list[str]:
     return sorted({ip for ip in (snap.db.public_ip, getattr(snap.eip_of(snap.db), "public_ip", None)) if ip})
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.article("4.4")
 @pytest.mark.fails_on("db-reachable-from-internet")
 def test_ssh_to_db_directly_fails(snap, probe, verdict, evidence):
-    E = verdict.Endpoint
+    E = probe.Endpoint
     # From the internet: every public address the DB has (none, as it should be), beside the web
     # server's HTTP port, which must answer from there.
     outside = probe.closed(probe.internet, E("the web server's Elastic IP", snap.web.public_ip, 80),
@@ -150,7 +148,7 @@ def test_private_subnet_routes_default_to_nat_gateway(snap, evidence):
     assert default.state == "active", f"expected the route to {nat.id} active, found {default.state}"
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.stage("installing")
 @pytest.mark.article("4.6")
 @pytest.mark.fails_on("db-in-public-subnet", "private-default-to-igw", "private-nat-route-deleted",
@@ -170,13 +168,13 @@ def test_db_egress_leaves_through_nat_eip(conns, snap, probe, verdict, evidence)
     assert seen in nat_ips, f"expected the DB's traffic to arrive from the NAT EIP {sorted(nat_ips)}, found {seen}"
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.stage("installing")
 @pytest.mark.article("4.6")
 @pytest.mark.parametrize("port", [pytest.param(22, marks=pytest.mark.fails_on("db-reachable-from-internet")),
                                   pytest.param(3306, marks=pytest.mark.fails_on("db-reachable-from-internet"))])
 def test_internet_cannot_open_connection_to_db(snap, probe, port, verdict, evidence):
-    E = verdict.Endpoint
+    E = probe.Endpoint
     endpoints = [E("the DB's public address", ip, port) for ip in db_public_addresses(snap)]
     endpoints += [E(f"NAT gateway {n.id}'s Elastic IP", ip, port) for n in snap.live_nat_gateways for ip in n.public_ips]
     negative = probe.closed(probe.internet, E("the web server's Elastic IP", snap.web.public_ip, 80), endpoints)
@@ -233,20 +231,19 @@ def test_mariadb_installed_through_the_nat_gateway(conns, snap, db_os, probe, ve
 @pytest.mark.host
 @pytest.mark.article("4.7")
 @pytest.mark.fails_on("db-3306-revoked", "mariadb-stopped", "db-in-public-subnet")
-def test_web_server_gets_mariadb_greeting(conns, snap, evidence):
-    result = conns.execute("web", mariadb_wire.COMMAND.format(ip=snap.db.private_ip))
-    first = mariadb_wire.parse(result.stdout)
-    evidence("MariaDB's first packet to the web server", [first.describe(), result.evidence()])
+def test_web_server_gets_mariadb_greeting(mariadb_greeting, snap, evidence):
+    first = mariadb_greeting(snap.db.private_ip)
+    evidence("MariaDB's first packet to the web server", first.evidence())
     assert first.answered, (
         f"expected MariaDB to answer the web server on {snap.db.private_ip}:3306, found {first.describe()}")
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.article("4.7")
 @pytest.mark.fails_on("db-3306-open-to-world", "db-3306-from-public-subnet",
                       "db-reachable-from-internet")
 def test_other_host_cannot_reach_mariadb(snap, probe, verdict, evidence):
-    E = verdict.Endpoint
+    E = probe.Endpoint
     negative = probe.closed(probe.neighbour, E("the web server's private address", snap.web.private_ip, 80),
                             [E("MariaDB on the DB's private address", snap.db.private_ip, 3306)], optional=True)
     evidence("from another host in the public subnet", negative.evidence())

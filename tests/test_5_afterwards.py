@@ -2,11 +2,10 @@
 tearing down leaves nothing."""
 import pytest
 
-from awsenv.hosts import mariadb_wire
-
 
 @pytest.mark.api
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("extra-nat-gateway", "nat-eip-not-released")
 def test_nat_gateway_deleted_and_its_elastic_ip_released(snap, env, evidence):
@@ -27,6 +26,7 @@ def test_nat_gateway_deleted_and_its_elastic_ip_released(snap, env, evidence):
 
 @pytest.mark.api
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("db-reachable-from-internet", "private-default-to-igw", "db-in-public-subnet")
 def test_private_subnet_has_no_way_out(snap, evidence):
@@ -40,8 +40,9 @@ def test_private_subnet_has_no_way_out(snap, evidence):
     assert not out, f"expected no live way from the private subnet to the internet, found {out}"
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("db-reachable-from-internet")
 def test_db_no_longer_reaches_the_internet(conns, snap, probe, verdict, evidence):
@@ -63,17 +64,17 @@ def test_db_no_longer_reaches_the_internet(conns, snap, probe, verdict, evidence
 
 @pytest.mark.host
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("db-icmp-revoked", "db-ssh-revoked", "db-3306-revoked", "mariadb-stopped")
-def test_web_server_still_reaches_the_db(conns, snap, evidence):
+def test_web_server_still_reaches_the_db(conns, mariadb_greeting, snap, evidence):
     ip = snap.db.private_ip
     ping = conns.execute("web", f"ping -c 2 -i 0.2 -W 2 {ip}")
     evidence("ping from web", ping.evidence())
     login = conns.login("db")
     evidence("ssh db through the web server", login.line())
-    greeting = conns.execute("web", mariadb_wire.COMMAND.format(ip=ip))
-    first = mariadb_wire.parse(greeting.stdout)
-    evidence("MariaDB's first packet to the web server", [first.describe(), greeting.evidence()])
+    first = mariadb_greeting(ip)
+    evidence("MariaDB's first packet to the web server", first.evidence())
     assert ping.rc == 0, f"expected the web server to still ping the DB at {ip}, found exit {ping.rc}"
     assert login.ok, f"expected SSH to the DB through the web server to still work, found it {login.detail}"
     service = conns.os_family("db").db_service

@@ -11,7 +11,7 @@ mistake instead of catching it. Don't merge them.
 
 Free text from the API (tags, security group names, key pair names) is written by whoever may tag
 or name a resource; it reaches the terminal, the report and junit through every message that quotes
-it. So the snapshot holds it as display text (awsenv/display.py): one line, no control or bidi
+it. So the snapshot holds it as display text (common/display.py): one line, no control or bidi
 characters, capped. IDs, addresses and states are AWS's own structured values.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from ..display import for_terminal
+from common.display import for_terminal
+
 from ..errors import EnvError
 from ..install import provision_command
 from .rules import WORLD, Admits, Judge, Permission, flatten, prefix_list_ids
@@ -40,9 +41,9 @@ class Route:
 
     @property
     def kind(self) -> str:
-        if self.target == "local":
-            return "local"
-        return self.target.split("-", 1)[0]   # igw, nat, vpce, eni, pcx, tgw ...
+        # The target ID's prefix names its kind (igw, nat, vpce, eni, pcx, tgw ...); the VPC's own
+        # route has the target "local", which is its own kind.
+        return self.target.split("-", 1)[0]
 
     def row(self) -> str:
         note = " (target gone)" if self.state == "blackhole" else ""

@@ -9,7 +9,10 @@ any other error is MariaDB refusing the web server, and silence is no answer at 
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+from .ssh import Connections, Result
 
 # Bash's /dev/tcp; od shows the bytes (the packet is binary). 40 bytes hold the packet header, the
 # protocol byte and the version string, or an error's code and the start of its message; a greeting
@@ -55,3 +58,27 @@ def parse(od_output: str) -> FirstPacket:
         return FirstPacket("error", f"error {code}: {message}...")
     text = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
     return FirstPacket("nothing", f"not MariaDB's protocol: {text!r}")
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """MariaDB's first packet as one host saw it, with the command that read it."""
+    first: FirstPacket
+    result: Result      # the command that read it, for the evidence
+
+    @property
+    def answered(self) -> bool:
+        return self.first.answered
+
+    def describe(self) -> str:
+        return self.first.describe()
+
+    def evidence(self) -> list[str]:
+        return [self.first.describe(), self.result.evidence()]
+
+
+def ask(conns: Connections, role: str, ip: str) -> Greeting:
+    """Connect from `role`'s host to ip:3306 and read MariaDB's first packet."""
+    ipaddress.ip_address(ip)        # never a word that reaches a shell unchecked
+    result = conns.execute(role, COMMAND.format(ip=ip))
+    return Greeting(parse(result.stdout), result)

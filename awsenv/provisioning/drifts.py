@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import consistency, files
+from common import files
+
+from .. import consistency
 from ..errors import EnvError
 from ..install import provision_command
 from ..waits import wait_with_waiter

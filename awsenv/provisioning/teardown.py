@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
+from common.display import for_terminal
+
 from .. import consistency, statedir
-from ..display import for_terminal
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target

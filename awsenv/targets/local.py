@@ -9,7 +9,8 @@ from pathlib import Path
 
 from botocore.config import Config
 
-from .. import files
+from common import files
+
 from ..errors import EnvError
 from ..install import provision_command
 from .base import IGNORE_SHELL_ENDPOINTS, RETRY_CONFIG, Target, isolated_session
