@@ -485,9 +485,16 @@ def lab_status(target, _args) -> int:
 
 
 def lab_run(target, args) -> int:
+    from lab.errors import LabError
+    from lab.runner import check_address
+
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:
-        raise EnvError("lab run needs a command after --: provision.py lab run --env NAME -- COMMAND...")
+        raise EnvError(f"lab run needs a command after --: {provision_command('lab run --env NAME -- COMMAND...')}")
+    try:
+        check_address(args.address)
+    except LabError as exc:
+        raise EnvError(f"--as: {exc}") from None
     if not target.attach(progress=_err):
         env = target.settings.env
         raise EnvError(f"no lab of env {env} is running: start it with `{provision_command(f'lab start --env {env}')}`")
