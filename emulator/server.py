@@ -229,7 +229,8 @@ class LabApiServer:
 
 def serve(port: int, *, access_key_id: str, secret_access_key: str, log=None,
           counts_path: str | os.PathLike | None = None) -> LabApiServer:
-    """Start the lab's API on loopback only (never reachable from the lab namespaces), answering
+    """Start the lab's API on loopback (where the lab's own namespaces can't reach it; `also_at` adds an
+    address where they can, the lab's internet), answering
     only requests signed with these credentials; port 0 picks a free port (see `.port`)."""
     patch()
     return LabApiServer(port, access_key_id, secret_access_key, log=log, counts_path=counts_path).start()
