@@ -1,9 +1,9 @@
-"""Start, stop and watch the lab: moto's API on loopback plus the converge loop, in one daemon.
+"""Start, stop and watch the lab: moto's API (on loopback, and on the lab's internet for runners) and the converge loop.
 
 start() checks prerequisites, builds the cached base image and mirror (with progress), and spawns
 the daemon detached (setsid, stdin /dev/null, log in state_dir/lab.log); stop() removes everything
 of the env by PID and by name prefix, also after a crash. `python -m lab.daemon run ...` is the
-daemon itself.
+daemon itself; `provision.py lab start|stop|status` is how a person starts a bare lab.
 
 The lab belongs to its owner: the daemon makes fresh credentials for its API at every start and
 keeps them only in state_dir/lab.json (0600); start() and attach() hand them back as a LabApi, and
@@ -419,7 +419,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         names.check_env(args.env)   # before any path is built from it
-        state_dir = Path(args.state_dir or REPO_ROOT / ".state" / args.env)
+        # The local target's folder for the env (awsenv/targets: .state/local/ENV), so that this and
+        # `provision.py lab ...` / `--target local` mean the same lab.
+        state_dir = Path(args.state_dir or REPO_ROOT / ".state" / "local" / args.env)
         if args.cmd == "run":
             args.state_dir = str(state_dir)
             _serve(args)
