@@ -67,6 +67,23 @@ class LocalTarget(Target):
                 # Both: the AWS CLI v1 and boto3 read AWS_DEFAULT_REGION, newer tools AWS_REGION.
                 "AWS_REGION": api.region, "AWS_DEFAULT_REGION": api.region}
 
+    def runner(self, address: str) -> tuple[str, dict[str, str]]:
+        """A runner on the lab's internet at `address` (lab/runner.py: where a CI runner stands, for
+        the aws target's own code): its namespace, and the variables that point boto3 and the AWS CLI
+        at the lab's API as it is served there. Attach or open first."""
+        from lab import runner
+        from lab.errors import LabError
+
+        api = self._require_api()
+        if not api.internet_endpoint:
+            raise EnvError(f"the lab of {self.settings.env!r} serves its API on loopback only (it was started by an "
+                           f"older version): stop it and start it again")
+        try:
+            ns = runner.ensure(self.settings.env, address)
+        except LabError as exc:
+            raise EnvError(str(exc)) from None
+        return ns, {**self.cli_environment(), "AWS_ENDPOINT_URL": api.internet_endpoint}
+
     def prepare(self, progress=print) -> dict[str, float]:
         from lab import daemon, image
         from lab.errors import LabError
