@@ -20,6 +20,7 @@ import os
 import signal
 import stat
 import sys
+from typing import Any
 
 from awsenv.install import missing_line
 
@@ -122,11 +123,13 @@ def lab_parser(sp) -> None:
             a.add_argument(f"--{name}", dest=o.dest, default=None,
                            help=o.help + (f" [default: {o.default}]" if o.default else ""))
         if action == "run":
-            from lab.runner import DEFAULT_ADDRESS, FIRST, LAST
+            from awsenv.targets import target_class
 
-            a.add_argument("--as", dest="address", default=DEFAULT_ADDRESS, metavar="ADDRESS",
-                           help=f"the runner's address on the lab's internet, 198.51.100.{FIRST}-{LAST} (give it "
-                                f"as --admin-cidr ADDRESS/32 to let it SSH in) [default: {DEFAULT_ADDRESS}]")
+            lab: Any = target_class("local")     # the lab's own commands: the local target's alone
+            default, first, last = lab.runner_addresses()
+            a.add_argument("--as", dest="address", default=default, metavar="ADDRESS",
+                           help=f"the runner's address on the lab's internet, {first}-{last} (give it "
+                                f"as --admin-cidr ADDRESS/32 to let it SSH in) [default: {default}]")
             a.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
                            help="the command and its arguments, after --")
 
@@ -425,17 +428,16 @@ def lab_start(target, _args) -> int:
     import shlex
 
     from awsenv.provisioning.lock import environment_lock
-    from lab.daemon import SSH_FRAGMENT
-    from lab.internet import VANTAGE_IP
 
     env, state = target.settings.env, target.settings.state_dir
+    vantage = target.vantage_ip()
     files.ensure_folder(state)
     with environment_lock(state, env, "lab start"):
         target.open(progress=_err)         # progress on stderr: stdout is for eval
     variables = {**target.cli_environment(), **NO_METADATA}
-    fragment = state / SSH_FRAGMENT
-    _err(f"lab {env}: its hosts from here: ssh -F {fragment} -i KEY ec2-user@ADDRESS (you are {VANTAGE_IP} on its "
-         f"internet: open SSH to {VANTAGE_IP}/32); a command where a CI runner stands: "
+    fragment = target.ssh_fragment()
+    _err(f"lab {env}: its hosts from here: ssh -F {fragment} -i KEY ec2-user@ADDRESS (you are {vantage} on its "
+         f"internet: open SSH to {vantage}/32); a command where a CI runner stands: "
          f"{provision_command(f'lab run --env {env} -- COMMAND')}; remove it: "
          f'eval "$({provision_command(f"lab stop --env {env}")})"')
     if sys.stdout.isatty():
@@ -470,10 +472,8 @@ def lab_stop(target, _args) -> int:
 
 
 def lab_status(target, _args) -> int:
-    from lab import daemon
-
     env, state = target.settings.env, target.settings.state_dir
-    info = daemon.status(env, state)
+    info = target.lab_status()
     if not info:
         print(f"no lab of env {env} is running (start one: {provision_command(f'lab start --env {env}')})")
         return 1
@@ -481,21 +481,15 @@ def lab_status(target, _args) -> int:
     print(f"API: {info['endpoint']} (here), {info['internet_endpoint'] or '-'} (on its internet, for runners)")
     print(f"namespaces: {len(info['namespaces'])}; containers: {len(info['containers'])}; "
           f"runners: {', '.join(info['runners']) or 'none'}")
-    print(f"state dir: {state} (OpenSSH: {state / daemon.SSH_FRAGMENT})")
+    print(f"state dir: {state} (OpenSSH: {target.ssh_fragment()})")
     return 0
 
 
 def lab_run(target, args) -> int:
-    from lab.errors import LabError
-    from lab.runner import check_address
-
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:
         raise EnvError(f"lab run needs a command after --: {provision_command('lab run --env NAME -- COMMAND...')}")
-    try:
-        check_address(args.address)
-    except LabError as exc:
-        raise EnvError(f"--as: {exc}") from None
+    target.check_runner_address(args.address)
     if not target.attach(progress=_err):
         env = target.settings.env
         raise EnvError(f"no lab of env {env} is running: start it with `{provision_command(f'lab start --env {env}')}`")

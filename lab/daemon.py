@@ -42,7 +42,7 @@ PROGRAMS = {"ip": "iproute2", "nft": "nftables", "systemd-nspawn": "systemd-cont
             "mmdebstrap": "mmdebstrap", "dpkg-scanpackages": "dpkg-dev", "apt-ftparchive": "apt-utils",
             "chroot": "coreutils", "mount": "mount"}
 START_TIMEOUT = 60.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = names.REPO_ROOT
 
 
 def check_prerequisites() -> None:

@@ -97,9 +97,7 @@ def proxy_command(env: str) -> str:
     import shlex
     import sys
 
-    from .daemon import REPO_ROOT
-
-    return (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(os.path.abspath(sys.executable))} "
+    return (f"env PYTHONPATH={shlex.quote(str(names.REPO_ROOT))} {shlex.quote(os.path.abspath(sys.executable))} "
             f"-m lab.vantage proxy --env {shlex.quote(names.check_env(env))} %h %p")
 
 
