@@ -104,7 +104,9 @@ class Environment:
             else:
                 web, db = snapshot.find_env_instances(self.ec2, self.settings.env)
             env = self.settings.env if self.built_by_us else None
-            self._snapshot = snapshot.read_snapshot(self.ec2, self.settings.region, web, db, env=env)
+            expected = self.expected      # a CIDR the user stated (or we built with) names its subnet
+            self._snapshot = snapshot.read_snapshot(self.ec2, self.settings.region, web, db, env=env,
+                                                    stated_cidrs=(expected.public_cidr, expected.private_cidr))
         return self._snapshot
 
     def not_running(self, roles: tuple[str, ...]) -> str:
