@@ -91,10 +91,11 @@ class Environment:
         return f"VPC {snap.vpc.id}" + (f" (Name: {snap.vpc.name})" if snap.vpc.name else "")
 
     def hourly_cost(self, kind: str) -> str:
-        """" (about $0.045/hour plus data)" for a billed kind, else "": for messages about leftovers."""
+        """" (about $0.045/hour plus data in us-east-1)" for a billed kind, else "": for messages about
+        leftovers, in this environment's region (or saying the figure is another region's)."""
         from .provisioning import kinds
 
-        return kinds.cost_note(kind)
+        return kinds.cost_note(kind, self.settings.region)
 
     # -- reading ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
