@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from selftests.moto_server import REPO
-from selftests.suite_runner import NO_REPORTS, run_suite
+from selftests.suite_runner import NO_REPORTS, message_of, run_suite
 
 AMI_PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 ADMIN = "198.51.100.7/32"
@@ -121,13 +121,6 @@ def build_by_hand(server, region: str = "us-east-1") -> dict:
     db = ec2.run_instances(SubnetId=private, SecurityGroupIds=[dbsg], **common)["Instances"][0]["InstanceId"]
     ec2.associate_address(AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"], InstanceId=web)
     return {"vpc": vpc, "web": web, "db": db, "dbsg": dbsg, "ec2": ec2}
-
-
-def violation(v, name: str) -> str:
-    """The check's message as the terminal summary shows it ("  N.N name: message")."""
-    found = [line.split(f" {name}: ", 1)[1] for line in v.output.splitlines() if f" {name}: " in line]
-    assert found, f"no message for {name} in the summary\n{v.output[-3000:]}"
-    return found[0]
 
 
 def relaunch_db(built, subnet: str) -> str:
@@ -247,7 +240,7 @@ def test_nat_gateway_left_running_fails_the_finished_stage_with_its_cost(tmp_pat
     v = check(tmp_path, aws, built, "-m", "api", f"--region={region}")
     assert v.failed == {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_private_subnet_has_no_way_out"}, (
         sorted(v.failed))
-    message = violation(v, "test_nat_gateway_deleted_and_its_elastic_ip_released")
+    message = message_of(v, "test_nat_gateway_deleted_and_its_elastic_ip_released")
     assert "billed by the hour" in message and "$0.045/hour" in message, message
     # The price held is us-east-1's (AWS's page renders the others in the browser only): said so, and
     # the environment's own region named where it is another.
@@ -336,7 +329,7 @@ def test_db_relaunched_into_the_public_subnet_is_the_dbs_finding_alone(tmp_path,
     held |= ({"test_private_subnet_routes_default_to_nat_gateway", "test_nat_gateway_in_public_subnet_with_own_eip"}
              if stage == "installing" else {"test_private_subnet_has_no_way_out"})
     assert held <= v.passed, sorted(held - v.passed)
-    message = violation(v, "test_db_instance_in_private_subnet_without_public_address")
+    message = message_of(v, "test_db_instance_in_private_subnet_without_public_address")
     assert f"{built['private']} (10.0.2.0/24)" in message and f"{built['public']} (10.0.1.0/24)" in message, message
     assert built["public_rt"] in message, message        # the table that makes the DB's subnet public
 
@@ -349,7 +342,7 @@ def test_a_private_route_to_the_igw_names_its_subnet_and_table(tmp_path, aws):
     assert v.failed == {"test_private_subnet_has_no_route_to_igw", "test_db_instance_in_private_subnet_without_public_address",
                         "test_private_subnet_has_no_way_out"}, sorted(v.failed)
     for name in v.failed:
-        message = violation(v, name)
+        message = message_of(v, name)
         assert f"{built['private']} (10.0.2.0/24)" in message and built["private_rt"] in message, (name, message)
 
 
@@ -357,7 +350,7 @@ def test_a_stated_cidr_no_subnet_has_is_said_with_the_subnets_there(tmp_path, aw
     built = build_article_by_hand(aws)
     v = check(tmp_path, aws, built, "-m", "api", "--private-cidr=10.0.3.0/24", web_selector=built["web"])
     assert "test_public_and_private_subnets_in_vpc" in v.failed, sorted(v.failed)
-    message = violation(v, "test_public_and_private_subnets_in_vpc")
+    message = message_of(v, "test_public_and_private_subnets_in_vpc")
     assert "10.0.3.0/24" in message and f"{built['private']} (10.0.2.0/24)" in message, message
     assert "Traceback" not in v.output
 
