@@ -20,9 +20,13 @@ from botocore.exceptions import ClientError
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
-PRICES_SOURCE = ("AWS's Amazon VPC pricing page (aws.amazon.com/vpc/pricing: NAT gateway per hour, public "
-                 "IPv4 address per hour), US East (N. Virginia)")
-PRICES_CHECKED = "2026-12-06"      # the figures below last compared with that page's text (rates unchanged)
+PRICES_SOURCE = ("AWS's Amazon VPC pricing page (aws.amazon.com/vpc/pricing): its pricing example for US East "
+                 "($0.045 per NAT gateway-hour plus $0.045 per GB processed) and the public IPv4 charge ($0.005 "
+                 "per address-hour); the page renders each region's own figure in the browser only")
+# When the NAT gateway's figure was last compared, and with what: a verbatim transcription of that
+# page's text dated 2026-09-20 (the page itself can't be read from here), whose example is US East
+# (Ohio) at the same $0.045 as the us-east-1 row below. The IPv4 figure is carried from before.
+PRICES_CHECKED = "2026-12-06"
 
 
 @dataclass(frozen=True)
