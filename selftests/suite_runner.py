@@ -81,3 +81,11 @@ def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None
             else:
                 passed.add(name)
     return Verdicts(proc.returncode, passed, failed, skipped, out, xfailed, not_checked, not_applicable)
+
+
+def message_of(v: Verdicts, name: str) -> str:
+    """A check's message (why violated, or why not checked) as the run's terminal summary shows it
+    ("  N.N name: message")."""
+    found = [line.split(f" {name}: ", 1)[1] for line in v.output.splitlines() if f" {name}: " in line]
+    assert found, f"no message for {name} in the summary\n{v.output[-3000:]}"
+    return found[0]
