@@ -1,4 +1,5 @@
-"""Loads the suite's plugin (fixtures/): options, verdicts, lifecycle, fixtures, report."""
+"""Loads the suite's plugin (fixtures/): options, verdicts, lifecycle, stages, hosts, changes, the
+policies before a check, fixtures, compliance, report."""
 import sys
 
 from awsenv.install import missing_line
@@ -13,6 +14,10 @@ pytest_plugins = [
     "fixtures.options",
     "fixtures.verdicts",
     "fixtures.lifecycle",
+    "fixtures.stages",
+    "fixtures.hosts",
+    "fixtures.changes",
+    "fixtures.policies",
     "fixtures.environment",
     # After lifecycle (its sessionstart reads --waivers and --baseline before anything is built) and
     # before report (its makereport turns a waived violation into "waived" before the report reads it).

@@ -1,17 +1,12 @@
-"""One error type whose message is a single line a CLI can print as-is, and what counts as an API failure."""
+"""awsenv's errors: the one error type (EnvError, from common/errors.py, where the files module's
+refusals derive from it too) and what counts as an API failure."""
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from common.display import LINE, for_terminal
+from common.errors import EnvError
 
-class EnvError(Exception):
-    """A user-facing failure: bad input, missing credentials, an environment not found."""
-
-    def __str__(self) -> str:
-        from .display import LINE, for_terminal
-
-        # Messages quote API text (names, the API's own error text): one line, nothing that steers a terminal.
-        return for_terminal(" ".join(str(self.args[0]).split()), LINE) if self.args else "error"
-
+__all__ = ["API_ERRORS", "EnvError", "one_line"]
 
 # What a call to the AWS API can end in besides an answer: an error answer (ClientError), no answer
 # or a transport failure (BotoCoreError), or an answer that isn't one (ResponseParserError: invalid
@@ -22,8 +17,6 @@ API_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
 
 def one_line(exc: BaseException) -> str:
     """Any failure worth showing a user, as one line (botocore's errors included)."""
-    from .display import LINE, for_terminal
-
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         text = f"AWS API: {err.get('Code')}: {err.get('Message')}"

@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import files, summary
+from common import files
+
+from . import summary
 from .merge import MergeError, merge_files
 from .results import ResultsError, validate
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import files
+from common import files
+
 from .results import HOLDS, Record, Results, ResultsError, load
 
 NEW, STILL_FAILING, FIXED = "new", "still-failing", "fixed"

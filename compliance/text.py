@@ -1,7 +1,7 @@
 """Text from the API (tags, names, messages that quote them) is data: these make it inert.
 
-One local helper per medium until awsenv/display.py (`for_terminal()`) lands; then `one_line`
-is the one to swap for it. HTML uses the standard library's escape.
+One local helper per medium (`one_line` could give way to common/display.py's `for_terminal()`);
+HTML uses the standard library's escape.
 """
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from . import files
+from common import files
+
 from .results import VIOLATED, WAIVED, Record
 
 KEYS = {"environment", "property", "check", "reason", "expires"}
@@ -75,7 +76,7 @@ def today() -> dt.date:
 
 def load(path: Path) -> list[Waiver]:
     try:
-        text = files.read_text(path)
+        text = files.read_given(path)
     except files.FileError as exc:
         raise WaiverError(f"bad --waivers: {exc}") from None
     try:

@@ -16,28 +16,25 @@ fetched then, so nothing is fetched twice.
 Host-specific files (resolv.conf, hostname, machine-id, SSH host keys) are stripped here and
 written per instance (instances.py), like cloud-init does on EC2.
 
-Cache hygiene: every folder the lab creates under CACHE_DIR carries MARKER, written by us; only
-marked folders are ever removed (TWOTIER_LAB_CACHE may point at a shared folder), never one that a
-running lab uses (names.cache_in_use), and only while holding the lock of that kind of folder.
+Cache hygiene (marked folders, the lock, the tools run with a heartbeat) is cache.py's, for both.
+mirror.py knows nothing of the image but what it is handed (the image's folder, its suite, its
+package selection): it never imports this module.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import os
 import shlex
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from collections import deque
 from pathlib import Path
 
+from . import cache, mirror
 from .aptsources import debian_mirror
 from .errors import LabError, LabPrerequisiteError
-from .names import CACHE_DIR, cache_in_use
+from .names import CACHE_DIR
 
 SUITE = "bookworm"
 VARIANT = "minbase"
@@ -64,12 +61,7 @@ HOOKS = ("/usr/share/mmdebstrap/hooks/merged-usr", "/usr/share/mmdebstrap/hooks/
 RECIPE_VERSION = "5"   # part of the cache key: a new recipe builds a new image, the old one goes
 
 BUILD_TIMEOUT = 1200.0      # mmdebstrap, seconds (about 15 s here)
-LOCK_TIMEOUT = 1800.0       # waiting for another process that builds the same cache
-HEARTBEAT = 10.0            # a long step says it is still waiting at least this often
 PREFETCH = True             # fetch the mirror while mmdebstrap installs (False: after it; for measuring)
-
-MARKER = ".twotier-lab-cache"
-MARKER_TEXT = "made by the twotier lab (lab/image.py); removable when no running lab uses it:"
 
 
 def _recipe_id() -> str:
@@ -86,122 +78,7 @@ def ready() -> bool:
     return (base_dir() / ".lab-complete").is_file()
 
 
-# --- cache folders: marked, and only marked ones removed ---------------------------------------
-def mark(folder: Path, what: str) -> None:
-    """Say in `folder` that the lab made it (the only folders the lab will ever remove)."""
-    (folder / MARKER).write_text(f"{MARKER_TEXT} {what}\n")
-
-
-def is_marked(folder: Path) -> bool:
-    marker = folder / MARKER
-    try:
-        return (not folder.is_symlink() and not marker.is_symlink() and marker.is_file()
-                and marker.read_text(errors="replace").startswith(MARKER_TEXT))
-    except OSError:
-        return False
-
-
-def remove_cache(folder: Path) -> None:
-    """Remove a folder the lab made; LabError (and nothing removed) unless it is marked and unused."""
-    if folder.is_symlink() or not folder.is_dir():
-        raise LabError(f"refusing to remove {folder}: not a folder")
-    if not is_marked(folder):
-        raise LabError(f"refusing to remove {folder}: it has no {MARKER}, so the lab did not make it "
-                       f"(move it away by hand if it is yours to remove)")
-    if cache_in_use(folder):
-        raise LabError(f"refusing to remove {folder}: a running lab (or a build) uses it")
-    shutil.rmtree(folder)
-
-
-def remove_old_caches(cache_dir: Path, pattern: str, keep: Path) -> list[Path]:
-    """Remove the folders matching `pattern` other than `keep` (older recipes, stale build folders),
-    but only marked ones that no running lab uses. The caller holds the lock of that kind of folder,
-    so no build of ours is using one. Returns what was removed."""
-    removed = []
-    for old in sorted(cache_dir.glob(pattern)):
-        if old == keep or old.is_symlink() or not old.is_dir() or not is_marked(old) or cache_in_use(old):
-            continue
-        shutil.rmtree(old, ignore_errors=True)
-        removed.append(old)
-    return removed
-
-
-def fresh_folder(folder: Path, what: str) -> Path:
-    """An empty marked folder (a stale one of ours is removed first; one not ours stops the build)."""
-    if folder.exists() or folder.is_symlink():
-        remove_cache(folder)
-    folder.mkdir(parents=True)
-    mark(folder, what)
-    return folder
-
-
-def _discard(folder: Path, progress) -> None:
-    try:
-        if folder.exists():
-            remove_cache(folder)
-    except (LabError, OSError) as exc:
-        progress(f"lab:   left {folder} behind ({exc}); the next build removes it")
-
-
-@contextlib.contextmanager
-def cache_lock(kind: str, what: str, progress=print, timeout: float = LOCK_TIMEOUT):
-    """Hold CACHE_DIR/.<kind>.lock (another process may be building the same cache), saying so while waiting."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / f".{kind}.lock", "w") as lock:
-        t0 = last = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                now = time.monotonic()
-                if now - t0 > timeout:
-                    raise LabError(f"gave up after {timeout:.0f}s waiting for another process to finish "
-                                   f"building the {what} in {CACHE_DIR} (lock {lock.name})") from None
-                if now == t0 or now - last >= HEARTBEAT:
-                    progress(f"lab: waiting for another process that is building the {what} in {CACHE_DIR} "
-                             f"({now - t0:.0f}s, gives up at {timeout:.0f}s)")
-                    last = now
-                time.sleep(0.3)
-        yield
-
-
-# --- running the tools -------------------------------------------------------------------------
-def run_step(args: list[str], what: str, progress, timeout: float, env: dict | None = None,
-             cwd: Path | None = None) -> str:
-    """Run a tool in its own session; while it runs, say every HEARTBEAT seconds that we still wait
-    for `what`; kill it after `timeout` (or when we are interrupted). Returns stdout; LabError on failure."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, errors="replace", env=env, cwd=cwd, start_new_session=True)
-    try:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=HEARTBEAT)
-                break
-            except subprocess.TimeoutExpired:
-                waited = time.monotonic() - t0
-                if waited > timeout:
-                    raise LabError(f"gave up on {what} after {timeout:.0f}s") from None
-                progress(f"lab:   still {what} ({waited:.0f}s, gives up at {timeout:.0f}s)")
-    finally:
-        _kill(proc)
-    if proc.returncode != 0:
-        lines = (err.strip() or out.strip()).splitlines() or ["no output"]
-        errors = [ln for ln in lines if ln.startswith("E:")] or lines[-1:]
-        raise LabError(f"{what}: {args[0]} exited {proc.returncode}: {' | '.join(errors)[:300]}")
-    return out
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill a tool we started (its whole session: it was started with start_new_session) if still running."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-
-
+# --- the image's recipe -----------------------------------------------------------------------
 def native_arch() -> str:
     return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True,
                           timeout=30).stdout.strip()
@@ -267,7 +144,7 @@ class Bootstrap:
                 self.kill()
                 raise LabError(f"mmdebstrap took more than {BUILD_TIMEOUT:.0f}s (last step: {self.step}); "
                                f"giving up on the base image")
-            if now - self.last_said >= HEARTBEAT:
+            if now - self.last_said >= cache.HEARTBEAT:
                 self.progress(f"lab:   image: still waiting for mmdebstrap: {self.step} "
                               f"({now - self.t0:.0f}s, gives up at {BUILD_TIMEOUT:.0f}s)")
                 self.last_said = now
@@ -279,7 +156,7 @@ class Bootstrap:
 
     def kill(self) -> None:
         if self.proc is not None:
-            _kill(self.proc)
+            cache.kill(self.proc)
 
 
 # --- building ----------------------------------------------------------------------------------
@@ -288,7 +165,7 @@ def ensure_base(progress=print) -> Path:
     root = base_dir()
     if ready():
         return root
-    with cache_lock("base", "base image", progress):
+    with cache.lock("base", "base image", progress):
         if not ready():
             _build(progress, with_mirror=False)
     return root
@@ -296,17 +173,15 @@ def ensure_base(progress=print) -> Path:
 
 def ensure_image_and_mirror(progress=print) -> tuple[Path, Path]:
     """(base rootfs, package mirror folder), building whatever is missing; both at once when both are."""
-    from . import mirror
-
-    root, repo = base_dir(), mirror.repo_dir()
-    if ready() and mirror.ready():
+    root, repo = base_dir(), mirror.repo_dir(base_dir())
+    if ready() and mirror.ready(root):
         return root, repo
     t0 = time.monotonic()
-    with cache_lock("base", "base image", progress), cache_lock("mirror", "package mirror", progress):
+    with cache.lock("base", "base image", progress), cache.lock("mirror", "package mirror", progress):
         if not ready():
-            _build(progress, with_mirror=not mirror.ready())
-        elif not mirror.ready():
-            mirror.build(root, progress)
+            _build(progress, with_mirror=not mirror.ready(root))
+        elif not mirror.ready(root):
+            mirror.build(root, SUITE, progress)
     progress(f"lab: base image and package mirror ready in {time.monotonic() - t0:.1f}s")
     return root, repo
 
@@ -314,29 +189,27 @@ def ensure_image_and_mirror(progress=print) -> tuple[Path, Path]:
 def _build(progress, with_mirror: bool) -> None:
     """Build the image (and the mirror alongside when with_mirror). The caller holds the base lock
     (and the mirror lock when with_mirror)."""
-    from . import mirror
-
     root = base_dir()
     t0 = time.monotonic()
-    work = fresh_folder(CACHE_DIR / f"{root.name}.work", f"build folder of {root.name}")
+    work = cache.fresh_folder(CACHE_DIR / f"{root.name}.work", f"build folder of {root.name}")
     boot = None
     try:
-        apt = mirror.AptWork(work / "apt")
+        apt = mirror.AptWork(work / "apt", SUITE)
         apt.update(progress)
         also = " and the package mirror, side by side" if with_mirror else ""
         progress(f"lab: building the base image (mmdebstrap {SUITE} {VARIANT} + {len(PACKAGES)} packages "
                  f"from {debian_mirror(SUITE)}){also} ...")
         boot = Bootstrap(work / "rootfs", apt, progress)
         boot.start()
-        ahead = mirror.prefetch(apt, work, progress) if with_mirror and PREFETCH else None
+        ahead = mirror.prefetch(apt, work, base_selection, progress) if with_mirror and PREFETCH else None
         boot.wait()
         progress(f"lab:   image: customising (user {LOGIN_USER}, sshd, dpkg unsafe-io, no host identity) ...")
         rootfs = work / "rootfs"
         _customise(rootfs)
-        mark(rootfs, f"base image {root.name}")
+        cache.mark(rootfs, f"base image {root.name}")
         (rootfs / ".lab-complete").write_text(f"built by mmdebstrap in {time.monotonic() - t0:.1f}s\n")
         if root.exists() or root.is_symlink():
-            remove_cache(root)  # an unfinished one of ours (no .lab-complete)
+            cache.remove(root)  # an unfinished one of ours (no .lab-complete)
         rootfs.rename(root)
         progress(f"lab: base image ready in {time.monotonic() - t0:.1f}s: {root}")
         if with_mirror:
@@ -344,10 +217,10 @@ def _build(progress, with_mirror: bool) -> None:
     finally:
         if boot is not None:
             boot.kill()
-        _discard(work, progress)
-    remove_old_caches(CACHE_DIR, f"base-{SUITE}-*", root)
+        cache.discard(work, progress)
+    cache.remove_old(CACHE_DIR, f"base-{SUITE}-*", root)
     if with_mirror:
-        remove_old_caches(CACHE_DIR, "mirror-*", mirror.repo_dir())
+        cache.remove_old(CACHE_DIR, "mirror-*", mirror.repo_dir(root))
 
 
 def _chroot(root: Path, *args: str) -> None:

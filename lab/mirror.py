@@ -8,6 +8,8 @@ Built by image.ensure_image_and_mirror(), together with the image when both are 
 runs while mmdebstrap installs, against a dpkg status predicted from the image's package selection,
 and finish() checks the closure against the finished image's real status (fetching only what the
 prediction missed). With the image already cached, build() does the same without the prediction.
+A mirror belongs to one image: every function here is handed that image's folder (and its suite,
+its package selection) rather than asking image.py, which is the one that imports this module.
 """
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image
+from . import cache
 from .aptsources import sources_list
 from .errors import LabError
 from .names import CACHE_DIR
@@ -33,18 +35,14 @@ DOWNLOAD_TIMEOUT = 900.0
 INDEX_TIMEOUT = 300.0
 
 
-def repo_dir() -> Path:
-    key = "|".join([RECIPE_VERSION, image.base_dir().name, *PACKAGES])
+def repo_dir(base: Path) -> Path:
+    """The mirror's folder for the image in `base` (its name is part of the key)."""
+    key = "|".join([RECIPE_VERSION, base.name, *PACKAGES])
     return CACHE_DIR / f"mirror-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def ready() -> bool:
-    return (repo_dir() / "Release").is_file()
-
-
-def ensure_mirror(progress=print) -> Path:
-    """Return the cached repository folder, building it (and the image, if missing) first."""
-    return image.ensure_image_and_mirror(progress)[1]
+def ready(base: Path) -> bool:
+    return (repo_dir(base) / "Release").is_file()
 
 
 # --- a private apt -----------------------------------------------------------------------------
@@ -67,13 +65,13 @@ class AptWork:
     """apt with the host's Debian sources for the image's suite, and lists and a download cache of
     its own under `root`; the dpkg status to resolve against is given per call."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, suite: str):
         self.root = root
         for d in ("state/lists/partial", "cache/archives/partial", "etc/preferences.d", "etc/apt.conf.d",
                   "etc/sources.list.d"):
             (root / d).mkdir(parents=True, exist_ok=True)
         self.sources = root / "etc/sources.list"
-        self.sources.write_text(sources_list(image.SUITE))
+        self.sources.write_text(sources_list(suite))
         self.lists = root / "state/lists"
         self.archives = root / "cache/archives"
         self.empty_status = root / "empty-status"
@@ -99,7 +97,7 @@ class AptWork:
     def _run(self, tool: str, args: list[str], what: str, progress, timeout: float, status: Path | None = None) -> str:
         env = dict(os.environ, APT_CONFIG=str(self.conf), DEBIAN_FRONTEND="noninteractive", LC_ALL="C.UTF-8")
         opts = ["-o", f"Dir::State::status={status}"] if status else []
-        return image.run_step([tool, "-q", *opts, *args], what, progress, timeout, env=env)
+        return cache.run_step([tool, "-q", *opts, *args], what, progress, timeout, env=env)
 
     def update(self, progress) -> None:
         t0 = time.monotonic()
@@ -157,12 +155,14 @@ class Ahead:
     repo: Path
 
 
-def prefetch(apt: AptWork, work: Path, progress) -> Ahead | None:
-    """Fetch and index the mirror against the dpkg status the image will have. Never fatal: on any
-    failure the mirror is fetched after the image instead (finish)."""
+def prefetch(apt: AptWork, work: Path, image_selection: Callable[[], tuple[list[str], list[str]]],
+             progress) -> Ahead | None:
+    """Fetch and index the mirror against the dpkg status the image will have (image_selection: the
+    apt options and arguments that select the image's packages). Never fatal: on any failure the
+    mirror is fetched after the image instead (finish)."""
     t0 = time.monotonic()
     try:
-        opts, selection = image.base_selection()
+        opts, selection = image_selection()
         base = apt.simulate(selection, apt.empty_status, progress, opts)
         if not base:
             raise LabError("apt selected nothing for the image")
@@ -182,9 +182,9 @@ def prefetch(apt: AptWork, work: Path, progress) -> Ahead | None:
 
 def finish(apt: AptWork, base: Path, work: Path, ahead: Ahead | None, progress) -> Path:
     """The mirror for the finished image `base`: the closure against its real dpkg status; what
-    `ahead` fetched is used, only what it missed is fetched now. Publishes repo_dir()."""
+    `ahead` fetched is used, only what it missed is fetched now. Publishes repo_dir(base)."""
     t0 = time.monotonic()
-    repo = repo_dir()
+    repo = repo_dir(base)
     status = base / "var/lib/dpkg/status"
     exact = apt.simulate(PACKAGES, status, progress, ["-o", "APT::Install-Recommends=true"])
     if not exact:
@@ -202,35 +202,36 @@ def finish(apt: AptWork, base: Path, work: Path, ahead: Ahead | None, progress) 
         apt.download(PACKAGES, status, "downloading the mirror's packages", progress)
         built = _assemble(apt, exact, work / "repo", progress)
     if repo.exists() or repo.is_symlink():
-        image.remove_cache(repo)  # an unfinished one of ours (no Release)
+        cache.remove(repo)  # an unfinished one of ours (no Release)
     built.rename(repo)
-    image.mark(repo, f"package mirror {repo.name}")
+    cache.mark(repo, f"package mirror {repo.name}")
     size = sum(f.stat().st_size for f in repo.glob("*.deb")) / 1e6
     progress(f"lab: package mirror ready ({len(exact)} packages, {size:.0f} MB, {time.monotonic() - t0:.1f}s "
              f"after the image): {repo}")
     return repo
 
 
-def build(base: Path, progress) -> Path:
-    """The mirror alone, for an image that is already cached. The caller holds the mirror lock."""
+def build(base: Path, suite: str, progress) -> Path:
+    """The mirror alone, for the image in `base` (of Debian `suite`), already cached. The caller holds
+    the mirror lock."""
     t0 = time.monotonic()
-    repo = repo_dir()
-    work = image.fresh_folder(CACHE_DIR / f"{repo.name}.work", f"build folder of {repo.name}")
+    repo = repo_dir(base)
+    work = cache.fresh_folder(CACHE_DIR / f"{repo.name}.work", f"build folder of {repo.name}")
     try:
         progress(f"lab: building the package mirror ({', '.join(PACKAGES)} and dependencies) ...")
-        apt = AptWork(work / "apt")
+        apt = AptWork(work / "apt", suite)
         apt.update(progress)
         finish(apt, base, work, None, progress)
     finally:
-        image._discard(work, progress)
-    image.remove_old_caches(CACHE_DIR, "mirror-*", repo)
+        cache.discard(work, progress)
+    cache.remove_old(CACHE_DIR, "mirror-*", repo)
     progress(f"lab: package mirror built in {time.monotonic() - t0:.1f}s")
     return repo
 
 
 def _assemble(apt: AptWork, pkgs: list[Pkg] | set[Pkg], dest: Path, progress) -> Path:
     """A flat repository in `dest`: the packages' files from apt's download cache (hard links), indexed."""
-    image.fresh_folder(dest, "package mirror being assembled")
+    cache.fresh_folder(dest, "package mirror being assembled")
     for p in sorted(pkgs, key=lambda p: p.name):
         src = apt.archives / p.deb
         if not src.is_file():
@@ -239,12 +240,12 @@ def _assemble(apt: AptWork, pkgs: list[Pkg] | set[Pkg], dest: Path, progress) ->
             os.link(src, dest / p.deb)
         except OSError:
             shutil.copy2(src, dest / p.deb)
-    packages = image.run_step(["dpkg-scanpackages", "--multiversion", "."], "indexing the mirror's packages",
+    packages = cache.run_step(["dpkg-scanpackages", "--multiversion", "."], "indexing the mirror's packages",
                               progress, INDEX_TIMEOUT, cwd=dest)
     (dest / "Packages").write_text(packages)
-    image.run_step(["gzip", "-k", "-9", "Packages"], "compressing the mirror's index", progress, INDEX_TIMEOUT,
+    cache.run_step(["gzip", "-k", "-9", "Packages"], "compressing the mirror's index", progress, INDEX_TIMEOUT,
                    cwd=dest)
-    release = image.run_step(["apt-ftparchive", "release", "."], "writing the mirror's Release file", progress,
+    release = cache.run_step(["apt-ftparchive", "release", "."], "writing the mirror's Release file", progress,
                              INDEX_TIMEOUT, cwd=dest)
     (dest / "Release").write_text(release)
     return dest

@@ -72,8 +72,8 @@ def test_linked_ledger_or_lock_is_one_line_and_creates_nothing(aws, tmp_path, na
 def test_pins_are_replaced_not_written_through_and_never_read_through_a_link(tmp_path):
     import paramiko
 
-    from awsenv import files
     from awsenv.hosts import ssh
+    from common import files
 
     victim = _victim(tmp_path)
     state = tmp_path / "state"

@@ -1,6 +1,6 @@
 """Text from the API is data (DESIGN.md, "Trust"): tags, group names, key pair names and rule
 descriptions are written by whoever may tag or name a resource, and they reach the terminal, the
-report and junit only neutralised (awsenv/display.py).
+report and junit only neutralised (common/display.py).
 
 Reproduced as an attacker once: a VPC Name tag holding newlines, a fake line "=== 48 passed: every
 property holds (exit 0) ===", U+009B (a one-character CSI) and U+202E (right-to-left override),
@@ -18,7 +18,7 @@ from html import unescape
 
 import pytest
 
-from awsenv.display import ELLIPSIS, NAME, for_report, for_terminal
+from common.display import ELLIPSIS, NAME, for_report, for_terminal
 from selftests.suite_runner import run_suite
 from selftests.test_external_env import build_article_by_hand, tcp
 

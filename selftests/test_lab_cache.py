@@ -1,6 +1,6 @@
 """The lab's cache folders (base image, package mirror): only folders the lab marked are ever removed.
 
-Unit-level, no network, no root: the helpers of lab/image.py and lab/mirror.py on a temp folder
+Unit-level, no network, no root: the helpers of lab/cache.py, lab/image.py and lab/mirror.py on a temp folder
 standing in for TWOTIER_LAB_CACHE (which may be a shared folder with other people's things in it).
 Run: python3 -m pytest -c selftests/pytest.ini selftests/test_lab_cache.py
 """
@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from lab import cache as lab_cache
 from lab import image, mirror, names
 from lab.errors import LabError
 
@@ -20,7 +21,7 @@ from lab.errors import LabError
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A cache folder of its own for the lab modules (as TWOTIER_LAB_CACHE would give)."""
-    for mod in (names, image, mirror):
+    for mod in (names, lab_cache, image, mirror):
         monkeypatch.setattr(mod, "CACHE_DIR", tmp_path)
     return tmp_path
 
@@ -31,20 +32,20 @@ def folder(parent, name, marked, content="x"):
     (d / "etc").mkdir()
     (d / "etc" / "file").write_text(content)
     if marked:
-        image.mark(d, name)
+        lab_cache.mark(d, name)
     return d
 
 
 def test_marker_is_written_by_us_and_read_back(tmp_path):
     d = folder(tmp_path, "base-bookworm-0000000001", marked=True)
-    assert image.is_marked(d)
-    assert (d / image.MARKER).read_text().startswith(image.MARKER_TEXT)
+    assert lab_cache.is_marked(d)
+    assert (d / lab_cache.MARKER).read_text().startswith(lab_cache.MARKER_TEXT)
     other = folder(tmp_path, "base-bookworm-0000000002", marked=False)
-    (other / image.MARKER).write_text("someone else's file that happens to have this name\n")
-    assert not image.is_marked(other)
+    (other / lab_cache.MARKER).write_text("someone else's file that happens to have this name\n")
+    assert not lab_cache.is_marked(other)
     linked = folder(tmp_path, "mirror-0000000003", marked=False)
-    (linked / image.MARKER).symlink_to(d / image.MARKER)
-    assert not image.is_marked(linked), "a symlinked marker is not ours"
+    (linked / lab_cache.MARKER).symlink_to(d / lab_cache.MARKER)
+    assert not lab_cache.is_marked(linked), "a symlinked marker is not ours"
 
 
 def test_old_recipe_cleanup_removes_only_marked_folders(cache):
@@ -53,9 +54,9 @@ def test_old_recipe_cleanup_removes_only_marked_folders(cache):
     stale_build = folder(cache, "base-bookworm-cccccccccc.work", marked=True)
     foreign = folder(cache, "base-bookworm-dddddddddd", marked=False, content="not ours")
     foreign_tmp = folder(cache, "base-bookworm-eeeeeeeeee.tmp", marked=False, content="not ours")
-    removed = image.remove_old_caches(cache, "base-bookworm-*", keep)
+    removed = lab_cache.remove_old(cache, "base-bookworm-*", keep)
     assert sorted(removed) == sorted([old, stale_build])
-    assert keep.is_dir() and image.is_marked(keep)
+    assert keep.is_dir() and lab_cache.is_marked(keep)
     for d in (foreign, foreign_tmp):
         assert (d / "etc" / "file").read_text() == "not ours", f"{d.name} was touched"
 
@@ -65,7 +66,7 @@ def test_unmarked_mirror_folders_are_never_removed(cache):
     unmarked = folder(cache, "mirror-2222222222", marked=False, content="a colleague's mirror")
     (unmarked / "Release").write_text("looks like ours, but has no marker\n")
     old = folder(cache, "mirror-3333333333", marked=True)
-    assert image.remove_old_caches(cache, "mirror-*", current) == [old]
+    assert lab_cache.remove_old(cache, "mirror-*", current) == [old]
     assert (unmarked / "etc" / "file").read_text() == "a colleague's mirror"
     assert (unmarked / "Release").is_file()
 
@@ -75,20 +76,20 @@ def test_symlinked_cache_folders_are_not_followed(cache, tmp_path_factory):
     link = cache / "base-bookworm-ffffffffff"
     link.symlink_to(elsewhere, target_is_directory=True)
     keep = folder(cache, "base-bookworm-aaaaaaaaaa", marked=True)
-    assert image.remove_old_caches(cache, "base-bookworm-*", keep) == []
+    assert lab_cache.remove_old(cache, "base-bookworm-*", keep) == []
     assert elsewhere.is_dir() and link.is_symlink()
     with pytest.raises(LabError):
-        image.remove_cache(link)
+        lab_cache.remove(link)
     assert (elsewhere / "etc" / "file").is_file()
 
 
 def test_remove_cache_refuses_unmarked(tmp_path):
     d = folder(tmp_path, "mirror-4444444444", marked=False)
     with pytest.raises(LabError, match="no .twotier-lab-cache"):
-        image.remove_cache(d)
+        lab_cache.remove(d)
     assert (d / "etc" / "file").is_file()
-    image.mark(d, "now ours")
-    image.remove_cache(d)
+    lab_cache.mark(d, "now ours")
+    lab_cache.remove(d)
     assert not d.exists()
 
 
@@ -102,35 +103,37 @@ def test_a_cache_a_running_lab_uses_is_kept(cache):
         while not names.cache_in_use(used) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert names.cache_in_use(used)
-        assert image.remove_old_caches(cache, "base-bookworm-*", keep) == []
+        assert lab_cache.remove_old(cache, "base-bookworm-*", keep) == []
         with pytest.raises(LabError, match="running lab"):
-            image.remove_cache(used)
+            lab_cache.remove(used)
         assert (used / "etc" / "file").is_file()
     finally:
         proc.kill()
         proc.wait()
-    assert image.remove_old_caches(cache, "base-bookworm-*", keep) == [used]
+    assert lab_cache.remove_old(cache, "base-bookworm-*", keep) == [used]
 
 
 def test_fresh_folder_replaces_ours_and_stops_at_others(cache):
     ours = folder(cache, "base-bookworm-aaaaaaaaaa.work", marked=True)
     (ours / "leftover").write_text("from a crashed build")
-    image.fresh_folder(ours, "build folder")
-    assert image.is_marked(ours) and not (ours / "leftover").exists()
+    lab_cache.fresh_folder(ours, "build folder")
+    assert lab_cache.is_marked(ours) and not (ours / "leftover").exists()
     theirs = folder(cache, "mirror-5555555555.work", marked=False, content="not ours")
     with pytest.raises(LabError, match="did not make it"):
-        image.fresh_folder(theirs, "build folder")
+        lab_cache.fresh_folder(theirs, "build folder")
     assert (theirs / "etc" / "file").read_text() == "not ours"
 
 
 def test_build_folders_are_in_the_families_the_cleanup_knows(cache):
     # what a crashed build leaves is found (and, being marked, removed) by the next build's cleanup
     assert image.base_dir().parent == cache and image.base_dir().name.startswith(f"base-{image.SUITE}-")
-    assert mirror.repo_dir().parent == cache and mirror.repo_dir().name.startswith("mirror-")
+    repo = mirror.repo_dir(image.base_dir())
+    assert repo.parent == cache and repo.name.startswith("mirror-")
 
 
 def test_ensure_returns_what_is_cached_without_building(cache):
-    base, repo = image.base_dir(), mirror.repo_dir()
+    base = image.base_dir()
+    repo = mirror.repo_dir(base)
     base.mkdir()
     (base / ".lab-complete").write_text("")
     repo.mkdir()
@@ -138,7 +141,7 @@ def test_ensure_returns_what_is_cached_without_building(cache):
     said = []
     assert image.ensure_image_and_mirror(said.append) == (base, repo)
     assert image.ensure_base(said.append) == base
-    assert mirror.ensure_mirror(said.append) == repo
+    assert mirror.ready(base)
     assert said == []
 
 
@@ -150,28 +153,28 @@ def test_recipe_changes_with_the_unsafe_io_setting(cache, monkeypatch):
 
 
 def test_waiting_for_another_builder_says_so_and_gives_up(cache, monkeypatch):
-    monkeypatch.setattr(image, "HEARTBEAT", 0.2)
+    monkeypatch.setattr(lab_cache, "HEARTBEAT", 0.2)
     with open(cache / ".base.lock", "w") as other:
         fcntl.flock(other, fcntl.LOCK_EX)
         said = []
         with pytest.raises(LabError, match="another process"):
-            with image.cache_lock("base", "base image", said.append, timeout=0.7):
+            with lab_cache.lock("base", "base image", said.append, timeout=0.7):
                 pass
         assert said and all("waiting for another process" in s for s in said)
-    with image.cache_lock("base", "base image", said.append, timeout=0.7):
+    with lab_cache.lock("base", "base image", said.append, timeout=0.7):
         pass
 
 
 def test_run_step_names_what_it_waits_for_and_times_out(monkeypatch):
-    monkeypatch.setattr(image, "HEARTBEAT", 0.2)
+    monkeypatch.setattr(lab_cache, "HEARTBEAT", 0.2)
     said = []
     t0 = time.monotonic()
     with pytest.raises(LabError, match="gave up on sleeping"):
-        image.run_step(["sleep", "30"], "sleeping", said.append, timeout=0.5)
+        lab_cache.run_step(["sleep", "30"], "sleeping", said.append, timeout=0.5)
     assert time.monotonic() - t0 < 5
     assert any("still sleeping" in s for s in said)
     with pytest.raises(LabError, match="false exited 1"):
-        image.run_step(["false"], "failing", said.append, timeout=5)
+        lab_cache.run_step(["false"], "failing", said.append, timeout=5)
 
 
 def test_apt_simulation_lines_and_file_names():

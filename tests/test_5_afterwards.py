@@ -2,11 +2,10 @@
 tearing down leaves nothing."""
 import pytest
 
-from awsenv.hosts import mariadb_wire
-
 
 @pytest.mark.api
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("extra-nat-gateway", "nat-eip-not-released")
 def test_nat_gateway_deleted_and_its_elastic_ip_released(snap, env, evidence):
@@ -27,21 +26,27 @@ def test_nat_gateway_deleted_and_its_elastic_ip_released(snap, env, evidence):
 
 @pytest.mark.api
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
-@pytest.mark.fails_on("db-reachable-from-internet", "private-default-to-igw", "db-in-public-subnet")
+@pytest.mark.fails_on("db-reachable-from-internet", "private-default-to-igw")
 def test_private_subnet_has_no_way_out(snap, evidence):
-    table = snap.route_table_of(snap.private_subnet)
+    priv = snap.private_subnet
+    evidence("the private subnet", snap.subnet_roles.private_why)
+    assert priv is not None, f"expected a private subnet, found none: {snap.subnet_roles.private_why}"
+    table = snap.route_table_of(priv)
     rows = table.rows() if table else []
-    evidence(f"route table {table.id if table else '-'} of the private subnet", rows or ["no route table"])
+    evidence(f"{table.label if table else 'no route table'} of the private subnet {priv.label}", rows or ["no routes"])
     default = table.default_route() if table else None
     if default is not None and default.state == "blackhole":
         evidence("0.0.0.0/0", f"-> {default.target}: a blackhole (the deleted NAT gateway), as the article leaves it")
     out = [r.row() for r in (table.routes if table else ()) if r.state == "active" and r.kind in ("igw", "nat")]
-    assert not out, f"expected no live way from the private subnet to the internet, found {out}"
+    assert not out, (f"expected no live way from the private subnet {priv.label} to the internet, found {out} in its "
+                     f"{table.label if table else 'route table'}")
 
 
-@pytest.mark.host
+@pytest.mark.host("web", "db")
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("db-reachable-from-internet")
 def test_db_no_longer_reaches_the_internet(conns, snap, probe, verdict, evidence):
@@ -63,17 +68,17 @@ def test_db_no_longer_reaches_the_internet(conns, snap, probe, verdict, evidence
 
 @pytest.mark.host
 @pytest.mark.stage("finished")
+@pytest.mark.usefixtures("finished_stage")
 @pytest.mark.article("5.1")
 @pytest.mark.fails_on("db-icmp-revoked", "db-ssh-revoked", "db-3306-revoked", "mariadb-stopped")
-def test_web_server_still_reaches_the_db(conns, snap, evidence):
+def test_web_server_still_reaches_the_db(conns, mariadb_greeting, snap, evidence):
     ip = snap.db.private_ip
     ping = conns.execute("web", f"ping -c 2 -i 0.2 -W 2 {ip}")
     evidence("ping from web", ping.evidence())
     login = conns.login("db")
     evidence("ssh db through the web server", login.line())
-    greeting = conns.execute("web", mariadb_wire.COMMAND.format(ip=ip))
-    first = mariadb_wire.parse(greeting.stdout)
-    evidence("MariaDB's first packet to the web server", [first.describe(), greeting.evidence()])
+    first = mariadb_greeting(ip)
+    evidence("MariaDB's first packet to the web server", first.evidence())
     assert ping.rc == 0, f"expected the web server to still ping the DB at {ip}, found exit {ping.rc}"
     assert login.ok, f"expected SSH to the DB through the web server to still work, found it {login.detail}"
     service = conns.os_family("db").db_service

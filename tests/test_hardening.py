@@ -70,11 +70,11 @@ SSHD = [
     pytest.param("web", "passwordauthentication", "no", id="passwordauthentication-no-web",
                  marks=pytest.mark.fails_on("sshd-password-login-on")),
     pytest.param("db", "passwordauthentication", "no", id="passwordauthentication-no-db",
-                 marks=pytest.mark.fails_on("sshd-db-password-login-on")),
+                 marks=[pytest.mark.fails_on("sshd-db-password-login-on"), pytest.mark.host("web", "db")]),
     pytest.param("web", "permitrootlogin", "no", id="permitrootlogin-no-web",
                  marks=pytest.mark.fails_on("sshd-web-root-login-on")),
     pytest.param("db", "permitrootlogin", "no", id="permitrootlogin-no-db",
-                 marks=pytest.mark.fails_on("sshd-root-login-on")),
+                 marks=[pytest.mark.fails_on("sshd-root-login-on"), pytest.mark.host("web", "db")]),
 ]
 
 

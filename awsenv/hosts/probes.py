@@ -21,6 +21,7 @@ import re
 import shlex
 import socket
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from ..errors import one_line
 from ..targets import Target
@@ -236,6 +237,7 @@ class Site:
 class Probe:
     """The vantage points as the checks use them: TCP, HTTP and DNS from outside the VPC, from a
     neighbour in the public subnet, or from a host of the environment."""
+    Endpoint: TypeAlias = Endpoint      # what a check probes: probe.Endpoint(label, address, port)
 
     def __init__(self, target: Target):
         self._target = target

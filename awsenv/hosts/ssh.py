@@ -1,28 +1,44 @@
-"""Host access: one SSH connection per host for the whole run, the DB's through the web server.
+"""Host access, one object for provisioning and checks alike: one SSH connection per host for the
+whole run, the DB's through the web server.
 
 Host keys are pinned on first contact into the environment's known_hosts; a changed key fails
 the run. The same facts are written as an ssh_config that OpenSSH accepts (`ssh -F FILE db`).
 The pins and the environment's own key are read and written as every file of a state folder is
-(awsenv/files.py): in a folder of ours, never through a link.
+(common/files.py): in a folder of ours, never through a link.
+
+"Could not look" is told apart from "looked and found it wrong". Reading a host's state (a
+package, a service, sshd's settings) needs a login; when there is none (no route, a public address
+in loopback, a stopped server, a jump host that is down) the command raises HostUnreachable, which
+is both "not checked" for a check (never a failure) and a one-line EnvError for provisioning.
+Logging in is itself a property twice (2.4: the key logs in to the web server; 4.4: the DB is
+reached through it): `login()` says which of "logged in", "refused" (sshd answered and said no) or
+"unreachable" happened, so those checks can fail where the host answered and refused.
 """
 from __future__ import annotations
 
 import functools
 import io
 import os
+import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.host import Host
 
-from .. import files
+from common import files
+
 from ..errors import EnvError, one_line
 from ..settings import Settings
 from ..targets import Target
+from ..verdict import NotChecked
 from ..waits import wait_until
+from . import packages
 from .os_table import OsFamily, classify_os_release
+from .probes import not_public_reason
 
 PIN_FILE = "twotier-known-hosts"    # a name of our own: never a user's known_hosts
 SSH_CONFIG_HEADER = "# twotier environment"
@@ -64,6 +80,11 @@ class PinOnFirstContact(paramiko.MissingHostKeyPolicy):
         save_pins(client, self.known_hosts)
 
 
+class KeyMissing(EnvError):
+    """No key file where the environment's own key would be: someone else's environment says what to
+    give instead (Environment.connections)."""
+
+
 def load_key(path: Path, own: bool) -> paramiko.PKey:
     """The private key at `path`: the environment's own (`own`: in its state folder, read as every
     file there is) or the user's (--ssh-key: private, as OpenSSH insists, and without a passphrase)."""
@@ -76,7 +97,7 @@ def load_key(path: Path, own: bool) -> paramiko.PKey:
                                f"run chmod 600 {path}")
             text = path.read_bytes()
     except FileNotFoundError:
-        raise EnvError(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)") from None
+        raise KeyMissing(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)") from None
     except IsADirectoryError:
         raise EnvError(f"SSH key file {path} is a folder, not a key") from None
     for cls in (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey):
@@ -90,11 +111,44 @@ def load_key(path: Path, own: bool) -> paramiko.PKey:
     raise EnvError(f"SSH key file {path} holds no private key paramiko can read")
 
 
+class HostUnreachable(NotChecked, EnvError):
+    """A host that can't be logged in to, or whose connection broke during a command: "not checked"
+    for a check (it could not look), a one-line error for provisioning."""
+
+    __str__ = EnvError.__str__
+
+
+@dataclass(frozen=True)
+class Login:
+    role: str
+    outcome: str          # "logged in", "refused", "unreachable", "not attempted" (no address, no jump host)
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "logged in"
+
+    def line(self) -> str:
+        return f"ssh {self.role}: {self.outcome}" + (f" ({self.detail})" if self.detail else "")
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "refused", f"sshd answered and refused the key: {one_line(exc) or type(exc).__name__}"
+    if isinstance(exc, paramiko.ChannelException):
+        return "unreachable", f"the jump host could not open a connection to it: {one_line(exc) or exc}"
+    if isinstance(exc, (OSError, socket.timeout, paramiko.SSHException, EOFError)):
+        return "unreachable", one_line(exc) or type(exc).__name__
+    return "unreachable", one_line(exc) or type(exc).__name__
+
+
 class Connections:
-    """Lazily opened, shared SSH clients for the web and db roles."""
+    """The hosts over SSH: lazily opened, shared clients for the web and db roles, one login attempt
+    per host until forget(). `not_running(roles)` says from the API why a role's host can't be
+    looked at ("" when running): a stopped server is "not attempted", not waited for."""
 
     def __init__(self, target: Target, settings: Settings, web_addr: str, db_addr: str,
-                 key: paramiko.PKey | None = None):
+                 key: paramiko.PKey | None = None, not_running: Callable[[tuple[str, ...]], str] | None = None):
         self.target = target
         self.settings = settings
         self.web_addr = web_addr
@@ -103,8 +157,10 @@ class Connections:
         self.known_hosts = pin_file(settings)
         self.opened = 0           # connections this process opened (benchmarks count them)
         self.commands: list[tuple[str, str]] = []   # (role, command) run by checks, for the floor benchmark
+        self._not_running = not_running or (lambda roles: "")
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._failed: dict[str, str] = {}
+        self._logins: dict[str, Login] = {}
         self._os: dict[str, OsFamily] = {}
         self._lock = threading.RLock()
 
@@ -160,9 +216,11 @@ class Connections:
             return client
 
     def forget(self) -> None:
-        """Drop every connection (after a stop/start the old ones are dead)."""
+        """Drop every connection and what the logins found (after a stop/start the old ones are dead,
+        and what was reachable before may not be now, and the reverse)."""
         with self._lock:
             self._failed.clear()
+            self._logins.clear()
             for role in ("db", "web"):
                 client = self._clients.pop(role, None)
                 if client:
@@ -170,10 +228,57 @@ class Connections:
 
     close = forget
 
+    def login(self, role: str) -> Login:
+        """Log in to a role's host once; the DB through the web server. Never raises for a refused or
+        unreachable host: the answer says which (a changed host key still stops the run)."""
+        with self._lock:
+            if role in self._logins:
+                return self._logins[role]
+            down = self._not_running((role,))
+            if down:
+                return self._remember(Login(role, "not attempted", down))
+            if role == "web":
+                reason = not_public_reason(self.web_addr)
+                if reason:
+                    return self._remember(Login(role, "not attempted", reason))
+            else:
+                web = self.login("web")
+                if not web.ok:
+                    return self._remember(Login(role, "not attempted",
+                                                f"its jump host, the web server, was {web.outcome}: {web.detail}"))
+            try:
+                getattr(self, role)()
+            except EnvError as exc:
+                if "CHANGED" in str(exc):
+                    raise                       # a changed host key is never "could not look"
+                return self._remember(Login(role, "unreachable", one_line(exc)))
+            except Exception as exc:  # noqa: BLE001 - every way of not getting in is classified, none hidden
+                return self._remember(Login(role, *_classify(exc)))
+            return self._remember(Login(role, "logged in"))
+
+    def _remember(self, login: Login) -> Login:
+        self._logins[login.role] = login
+        return login
+
+    def _reach(self, role: str) -> None:
+        """The role's host logged in to; else HostUnreachable with the reason."""
+        login = self.login(role)
+        if not login.ok:
+            raise HostUnreachable(f"the {role} server could not be reached over SSH ({login.outcome}: {login.detail})")
+
     def execute(self, role: str, command: str, timeout: float = 600) -> Result:
-        """Run a command on a role's host over the shared connection."""
+        """Run a command on a role's host over the shared connection (HostUnreachable if it can't)."""
+        self._reach(role)
         self.commands.append((role, command))
-        return execute(getattr(self, role)(), command, timeout=timeout)
+        try:
+            return execute(getattr(self, role)(), command, timeout=timeout)
+        except (OSError, paramiko.SSHException, EOFError, EnvError) as exc:
+            raise HostUnreachable(f"the SSH connection to the {role} server failed during the command: "
+                                  f"{one_line(exc) or type(exc).__name__}") from None
+
+    def package_installs(self, role: str, package: str) -> packages.Installs:
+        """When the host's package manager installed a package, and its configured sources."""
+        return packages.parse(self.execute(role, packages.COMMAND).stdout, package)
 
     def os_family(self, role: str) -> OsFamily:
         """The host's OS family, read from its /etc/os-release once (never guessed from an image name)."""
@@ -186,6 +291,8 @@ class Connections:
             return self._os[role]
 
     def host(self, role: str) -> Host:
+        """A testinfra Host on the shared connection (HostUnreachable if the host can't be logged in to)."""
+        self._reach(role)
         return Host(SharedClientBackend(role, getattr(self, role), self.commands))
 
     def wait_ready(self, role: str, timeout: float = 300, progress=print) -> None:
@@ -194,6 +301,7 @@ class Connections:
             with self._lock:
                 self._clients.pop(role, None)
                 self._failed.pop(role, None)
+                self._logins.pop(role, None)
             return execute(getattr(self, role)(), "true").rc == 0
         wait_until(ready, f"SSH on the {role} server to accept the key", timeout, progress, delay=2)
 

@@ -4,7 +4,7 @@ after a crash at any point even if a tag filter misses something.
 
 The ledger is what makes a resource ours by proof (teardown.py): named here, or tagged with a RunId
 named here. It is still checked against the resource's own tags before anything is deleted, and
-it lives in a state folder that is ours (awsenv/files.py: no other user can write it, and it is
+it lives in a state folder that is ours (common/files.py: no other user can write it, and it is
 never reached through a link); unreadable lines are skipped, so a corrupt ledger can't stop `down`.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 import re
 from pathlib import Path
 
-from .. import files
+from common import files
+
 from .kinds import BY_NAME
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")

@@ -3,7 +3,7 @@
 An advisory lock (flock) on a file in the environment's state directory, held for the whole
 command; the file says who holds it, so the second command can say so and stop before it touches
 anything. The kernel drops the lock when the holder dies, so a crash never leaves it stuck. The
-file is opened like every file of a state folder (awsenv/files.py): in a folder of ours, never
+file is opened like every file of a state folder (common/files.py): in a folder of ours, never
 through a link.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import files
+from common import files
+
 from ..errors import EnvError
 
 LOCK_FILE = ".twotier-lock"

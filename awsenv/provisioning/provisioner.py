@@ -17,7 +17,9 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from .. import consistency, files
+from common import files
+
+from .. import consistency
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
@@ -494,7 +496,7 @@ KEY_MARK = ".twotier-key"     # the public half of the key file we wrote: proof 
 def own_key(path: Path):
     """Our key at path: the one we wrote earlier (its public half matches our mark), or a new one.
     A file there that we did not write is the user's: refused, never read as ours nor overwritten.
-    Both files are read and written as every file of a state folder is (awsenv/files.py)."""
+    Both files are read and written as every file of a state folder is (common/files.py)."""
     from ..hosts.ssh import load_key
 
     mark = path.parent / KEY_MARK

@@ -10,39 +10,19 @@ what they made look it up by ID (rule eventual-consistency answers that) or retr
 terraform-provider-aws reads by ID with RetryWhenNewResourceNotFound (internal/tfresource).
 
 Rate: `Rates.listing_lag` of the new IDs (drawn at their create call), for `Timings.consistency`
-seconds.
+seconds. Reads never go back in time: once a list shows an ID, calls naming it succeed
+(memory.Memory.listed), so a client that saw it listed never meets its NotFound afterwards.
 """
 from __future__ import annotations
 
-import threading
-
 from .. import query as Q
-from ..memory import CREATED
+from ..memory import CREATED, LISTED
 from .base import Rule
-
-# Describe* lists that leave out an item whose ID is not visible yet: (path to the items, ID element).
-LISTED = {
-    "DescribeVpcs": (("vpcSet", "item"), "vpcId"),
-    "DescribeSubnets": (("subnetSet", "item"), "subnetId"),
-    "DescribeSecurityGroups": (("securityGroupInfo", "item"), "groupId"),
-    "DescribeInternetGateways": (("internetGatewaySet", "item"), "internetGatewayId"),
-    "DescribeRouteTables": (("routeTableSet", "item"), "routeTableId"),
-    "DescribeNatGateways": (("natGatewaySet", "item"), "natGatewayId"),
-    "DescribeAddresses": (("addressesSet", "item"), "allocationId"),
-    "DescribeNetworkInterfaces": (("networkInterfaceSet", "item"), "networkInterfaceId"),
-    "DescribeInstanceStatus": (("instanceStatusSet", "item"), "instanceId"),
-    "DescribeInstances": (("reservationSet", "item", "instancesSet", "item"), "instanceId"),
-}
 
 
 class ListingLag(Rule):
     name = "listing-lag"
     after_actions = frozenset(LISTED) | frozenset(CREATED)
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self._lock = threading.Lock()
-        self.reset()
 
     def reset(self):
         with self._lock:

@@ -1,5 +1,7 @@
-"""The files this tool keeps (state folders, reports): in folders that are ours, never through a link.
+"""Every file the project reads or writes, never through a link; one module for awsenv/, lab/ and
+compliance/. Two kinds, each with its own rules:
 
+Files we keep (state folders, the lab's files in them, reports): in folders that are ours.
 The tool often runs as root and is pointed at folders other people can reach (a shared
 --state-dir, a CI workspace). Two rules, checked at every use:
 
@@ -14,23 +16,37 @@ The tool often runs as root and is pointed at folders other people can reach (a 
   and a reader never sees half a file. A read refuses a link, anything but a regular file, and a
   file of another owner.
 
-Every refusal is one line (an EnvError) that names the path and says why.
+Files a user names that need not be ours (compliance/: --results, --history, --baseline,
+--waivers, --asff, the CI's step summary, a merge's inputs and output): written to a temporary
+file in the same folder and renamed over the name (a link there is replaced, never followed; a
+reader never sees half a file); read and appended to only as a regular file reached without a link.
+Their folders are not owner-checked: a teammate's waivers file or a CI runner's summary file is
+theirs, and reading or adding to it is what the user asked.
+
+Every refusal is one line (a FileError, which is an EnvError) that names the path and says why.
 """
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 from .errors import EnvError
 
 STATE_DIR_MODE = 0o700
 REPORTS_DIR_MODE = 0o755
+MAX_READ = 64 * 1024 * 1024      # a results file of a very large fleet; anything bigger is not ours
 
 
-class UnsafePath(EnvError):
+class FileError(EnvError):
+    """A file or folder that can't be read or written as asked; the message is one line naming it."""
+
+
+class UnsafePath(FileError):
     """A folder or file that isn't ours to use: a link, another owner's, writable by others."""
 
 
@@ -218,14 +234,13 @@ def create_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         os.close(dfd)
 
 
-def open_append(path: Path, mode: int = 0o600) -> int:
-    """A descriptor that appends to `path` (created if missing), never through a link. Caller closes it."""
-    path = Path(path)
-    dfd = _folder_fd(path.parent, "state folder", create=True, mode=STATE_DIR_MODE)
+def _open_in_folder(path: Path, flags: int, mode: int = 0o600, create: bool = True) -> int:
+    """`path` opened with `flags` relative to its checked folder, never through a link, and checked
+    to be a regular file of ours; the caller closes it."""
+    dfd = _folder_fd(path.parent, "state folder", create=create, mode=STATE_DIR_MODE)
     try:
         try:
-            fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                         dir_fd=dfd)
+            fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:     # O_NOFOLLOW met a link
                 raise _refuse_link(path) from None
@@ -238,6 +253,11 @@ def open_append(path: Path, mode: int = 0o600) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_append(path: Path, mode: int = 0o600) -> int:
+    """An O_APPEND descriptor on `path` (created if missing), never through a link."""
+    return _open_in_folder(Path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
 
 
 def append_private(path: Path, data: bytes | str) -> None:
@@ -253,23 +273,7 @@ def append_private(path: Path, data: bytes | str) -> None:
 
 def open_lock(path: Path) -> int:
     """A read-write descriptor on the lock file `path` (created if missing), never through a link."""
-    path = Path(path)
-    dfd = _folder_fd(path.parent, "state folder", create=True, mode=STATE_DIR_MODE)
-    try:
-        try:
-            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _refuse_link(path) from None
-            raise
-    finally:
-        os.close(dfd)
-    try:
-        _check_file(fd, path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _open_in_folder(Path(path), os.O_RDWR | os.O_CREAT)
 
 
 def read_private(path: Path) -> bytes:
@@ -277,18 +281,8 @@ def read_private(path: Path) -> bytes:
     path = Path(path)
     if not os.path.lexists(path.parent):
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    dfd = _folder_fd(path.parent, "state folder", create=False, mode=STATE_DIR_MODE)
+    fd = _open_in_folder(path, os.O_RDONLY | os.O_NONBLOCK, create=False)
     try:
-        try:
-            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _refuse_link(path) from None
-            raise
-    finally:
-        os.close(dfd)
-    try:
-        _check_file(fd, path)
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
@@ -317,3 +311,79 @@ def remove(path: Path) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+# --- files a user names (compliance/): link-safe, not owner-checked ------------------------------
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)   # O_EXCL, 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            os.fchmod(f.fileno(), 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append to a file that may exist (a CI step summary), never through a link."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileError(f"{path}: not a regular file")
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_given(path: Path) -> str:
+    """The UTF-8 text of a file a user named (FileError if missing, a link, not a regular file, too big)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise FileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise FileError(f"{path}: {exc.strerror or exc} (links are not followed)") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileError(f"{path}: not a regular file")
+        if info.st_size > MAX_READ:
+            raise FileError(f"{path}: {info.st_size} bytes, more than a results file can be")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_READ + 1)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileError(f"{path}: not UTF-8 text") from None
+
+
+def read_json(path: Path):
+    text = read_given(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def remove_own(path: Path) -> bool:
+    """Remove a file this user wrote (a regular file it owns, not a link); leave anything else."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        return False
+    os.unlink(path)
+    return True
