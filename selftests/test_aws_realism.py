@@ -192,7 +192,7 @@ def test_a_nat_gateway_deleted_right_after_its_create_call_is_deleted_not_taken_
     p.check_inputs()
     for step in (p.ensure_vpc, p.ensure_subnets, p.ensure_internet_gateway, p.ensure_nat_gateway):
         step()
-    monkeypatch.setattr(teardown, "NAT_TIMEOUT", 15.0)
+    monkeypatch.setattr(kinds, "NAT_TIMEOUT", 15.0)
     target.dependency_timeout = 5.0     # what a running gateway holds won't go: fail in seconds, not minutes
     with timings(aws, consistency=3.0):
         said: list[str] = []
@@ -391,7 +391,7 @@ def test_internet_gateway_detach_refused_while_addresses_are_mapped_is_retried(a
     retried until it goes, and nothing is left."""
     target, settings = in_process_target(aws, monkeypatch, tmp_path)
     Provisioner(target, settings, progress=lambda m: None).up()
-    monkeypatch.setattr(teardown, "INSTANCE_TIMEOUT", 0.2)
+    monkeypatch.setattr(kinds, "INSTANCE_TIMEOUT", 0.2)
     before = aws.counts()
     said: list[str] = []
     # The interfaces linger well past the shutting-down period, so the groups' deletes meet them
@@ -428,6 +428,40 @@ def test_teardown_carries_on_past_one_failure_and_says_exactly_what_is_left(aws,
     ec2.modify_instance_attribute(InstanceId=built.db_id, DisableApiTermination={"Value": False})
     assert not teardown.down(target, settings, progress=said.append)
     assert not nothing_left(aws), nothing_left(aws)
+
+
+def test_teardown_walks_the_kinds_table_so_a_new_row_is_deleted(aws, monkeypatch, tmp_path):
+    """teardown once named each kind in its own code: a row added to kinds.KINDS was found (and
+    listed as left) but never deleted. A new row (network interfaces, before subnets) is deleted
+    with nothing but the row."""
+    from awsenv.provisioning import tags
+    from awsenv.provisioning.ledger import Ledger
+
+    def enis(ec2, **kw):
+        return [(n["NetworkInterfaceId"], n.get("TagSet", []))
+                for n in ec2.describe_network_interfaces(**kw)["NetworkInterfaces"]]
+    row = kinds.Kind("network-interface", lambda ec2, f: enis(ec2, Filters=f),
+                     lambda ec2, i: enis(ec2, NetworkInterfaceIds=[i]),
+                     kinds._deleting("deleting network interface {}", "delete network interface {}",
+                                     "delete_network_interface", "NetworkInterfaceId"))
+    table = list(kinds.KINDS)
+    table.insert([k.name for k in table].index("subnet"), row)
+    monkeypatch.setattr(kinds, "KINDS", tuple(table))
+    monkeypatch.setitem(kinds.BY_NAME, row.name, row)
+    target, settings = in_process_target(aws, monkeypatch, tmp_path)
+    ec2, ledger = target.ec2, Ledger(settings.state_dir)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=tags.spec("vpc", settings.env, "vpc"))["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24",
+                               TagSpecifications=tags.spec("subnet", settings.env, "public"))["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet, TagSpecifications=tags.spec(
+        "network-interface", settings.env, "extra"))["NetworkInterface"]["NetworkInterfaceId"]
+    for kind, rid in (("vpc", vpc), ("subnet", subnet), ("network-interface", eni)):
+        ledger.record(kind, rid)
+    said: list[str] = []
+    left = teardown.down(target, settings, progress=said.append)
+    assert f"deleting network interface {eni}" in said, said
+    assert not left, left.lines()
+    assert not aws.truth().ec2().describe_network_interfaces(NetworkInterfaceIds=[])["NetworkInterfaces"]
 
 
 def test_instances_interfaces_go_with_them(aws, monkeypatch, tmp_path):

@@ -45,13 +45,9 @@ from .. import consistency, statedir
 from ..errors import EnvError
 from ..settings import Settings
 from ..targets import Target
-from ..waits import api_check, wait_for
+from ..waits import wait_for
 from . import kinds, tags
 from .ledger import Ledger
-
-INSTANCE_TIMEOUT = 600.0     # terminated (EC2: shutting-down lasts seconds to minutes)
-NAT_TIMEOUT = 900.0          # deleted (EC2: deleting lasts about a minute, sometimes more)
-ENI_TIMEOUT = 600.0          # their network interfaces gone
 
 
 @dataclass
@@ -106,11 +102,6 @@ def why_not_ours(tag_list: list[dict] | None, env: str) -> str:
     return f"its Env tag is now {for_terminal(now, 40)}" if now is not None else "it does not carry an Env tag now"
 
 
-def _gone(code: str) -> bool:
-    """A delete answered with one of these found nothing to do (for an ID that isn't just-created)."""
-    return code.endswith("NotFound") or code.endswith(".Malformed") or code == "Gateway.NotAttached"
-
-
 Only = Callable[[str, str, list[dict]], bool]
 
 
@@ -162,19 +153,21 @@ def find_env(target: Target, env: str, ledger: Ledger, only: Only | None = None,
 
 
 class _Pass:
-    """One teardown pass: failures kept and said, the teardown carries on. (Its retries are the
-    target session's, within one dependency deadline for the pass: awsenv/retries.py.)"""
+    """One teardown pass: what kinds.py's rows call (kinds.Pass), failures kept and said, the teardown
+    carries on. (Its retries are the target session's, within one dependency deadline for the pass:
+    awsenv/retries.py.)"""
 
     def __init__(self, target: Target, progress):
         self.t = target
         self.ec2 = target.ec2
         self.say = progress
         self.problems: list[str] = []
+        self.notes: dict = {}
 
-    def call(self, what: str, fn, resource_id: str, gone: Callable[[str], bool] | None = None, **kwargs) -> bool:
+    def call(self, what: str, fn, resource_id: str, gone: Callable[[str], bool] = kinds.nothing_there,
+             **kwargs) -> bool:
         """One deleting call; True when it is done (or there was nothing to do: `gone(code)`), False
         when it failed (said, remembered, and the teardown carries on)."""
-        gone = gone or _gone
         try:
             fn(**kwargs)
             return True
@@ -200,41 +193,14 @@ class _Pass:
         self.problems.append(line)
         self.say(f"  {line}")
 
-    def wait(self, checks: dict, timeout_note: str) -> None:
-        if not checks:
-            return
-        try:
-            wait_for(checks, self.say, delay=self.t.poll_delay, first_delay=self.t.retry_first)
-        except EnvError as exc:
-            self._problem(f"{exc}; {timeout_note}")
-
-    # -- the checks the waits poll (own checks: any state but the final one is "not yet") --------------
-    def instances_terminated(self, ids: list[str]) -> bool:
-        found = self.ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids}])["Reservations"]
-        return all(i["State"]["Name"] == "terminated" for r in found for i in r["Instances"])
-
-    def nats_deleted(self, ids: list[str]) -> bool:
-        found = self.ec2.describe_nat_gateways(Filters=[{"Name": "nat-gateway-id", "Values": ids}])["NatGateways"]
-        return all(n["State"] in ("deleted", "failed") for n in found)
-
-    def interfaces_gone(self, ids: list[str]) -> bool:
-        return not self.ec2.describe_network_interfaces(
-            Filters=[{"Name": "network-interface-id", "Values": ids}])["NetworkInterfaces"]
-
-
-def _interfaces_of(p: _Pass, instances: list[str]) -> dict[str, list[str]]:
-    """{instance: the network interfaces it holds now}: with DeleteOnTermination they go with the
-    instance, but some time after it is terminated. (A NAT gateway's interface is EC2's own: it goes
-    as the gateway reaches `deleted`, which is waited for; the deletes after that retry
-    DependencyViolation for whatever still lingers.)"""
-    held: dict[str, list[str]] = {}
-    if instances:
-        for eni in p.read("list the instances' network interfaces", p.ec2.describe_network_interfaces,
-                          "NetworkInterfaces", Filters=[{"Name": "attachment.instance-id", "Values": instances}]):
-            owner = eni.get("Attachment", {}).get("InstanceId")
-            if owner:
-                held.setdefault(owner, []).append(eni["NetworkInterfaceId"])
-    return held
+    def wait(self, stages: list[kinds.Stage]) -> None:
+        for checks, timeout_note in stages:
+            if not checks:
+                continue
+            try:
+                wait_for(checks, self.say, delay=self.t.poll_delay, first_delay=self.t.retry_first)
+            except EnvError as exc:
+                self._problem(f"{exc}; {timeout_note}")
 
 
 def _wait_for_listings(target: Target, progress) -> None:
@@ -291,95 +257,26 @@ def down(target: Target, settings: Settings, progress=print, only: Only | None =
 
 
 def _remove(target: Target, found: dict[str, list[str]], progress) -> list[str]:
-    """Delete what `found` names, in kinds.py's order; returns the failures, one line each."""
+    """Delete what `found` names, row by row of kinds.KINDS; returns the failures, one line each."""
+    p = _Pass(target, progress)
     with target.retries.waiting_out_dependencies(target.dependency_timeout):
-        return _remove_in_order(_Pass(target, progress), found, progress)
-
-
-def _remove_in_order(p: _Pass, found: dict[str, list[str]], progress) -> list[str]:
-    ec2 = p.ec2
-    instances, nats = found["instance"], found["nat-gateway"]
-    held = _interfaces_of(p, instances)
-    terminated = []
-    for iid in instances:
-        progress(f"terminating instance {iid}")
-        if p.call(f"terminate instance {iid}", ec2.terminate_instances, iid, InstanceIds=[iid]):
-            terminated.append(iid)
-    deleted_nats = []
-    for nat in nats:
-        progress(f"deleting NAT gateway {nat} (billed hourly)")
-        if p.call(f"delete NAT gateway {nat}", ec2.delete_nat_gateway, nat, NatGatewayId=nat):
-            deleted_nats.append(nat)
-    # One wait for both (they progress together), with our own checks.
-    checks = {}
-    if terminated:
-        checks[f"instances {' '.join(terminated)} terminated"] = (
-            api_check(lambda: p.instances_terminated(terminated), "instances terminated"), INSTANCE_TIMEOUT)
-    if deleted_nats:
-        checks[f"NAT gateways {' '.join(deleted_nats)} deleted"] = (
-            api_check(lambda: p.nats_deleted(deleted_nats), "NAT gateways deleted"), NAT_TIMEOUT)
-    p.wait(checks, "carrying on (what they hold may refuse to go)")
-    enis = sorted(e for iid in terminated for e in held.get(iid, []))   # not those of an instance still there
-    if enis:
-        p.wait({f"their network interfaces {' '.join(enis)} gone": (
-            api_check(lambda: p.interfaces_gone(enis), "network interfaces gone"), ENI_TIMEOUT)},
-            "carrying on (deletes that need them gone are retried)")
-
-    for alloc in found["elastic-ip"]:
-        for a in p.read(f"look up Elastic IP {alloc}", ec2.describe_addresses, "Addresses",
-                        Filters=[{"Name": "allocation-id", "Values": [alloc]}]):
-            if a.get("AssociationId"):
-                p.call(f"disassociate Elastic IP {alloc}", ec2.disassociate_address, alloc,
-                     AssociationId=a["AssociationId"])
-        progress(f"releasing Elastic IP {alloc}")
-        # InUse, AuthFailure, a NotFound that DescribeAddresses contradicts: retried (awsenv/retries.py).
-        p.call(f"release Elastic IP {alloc}", kinds.release_address, alloc, gone=lambda code: False,
-               target=p.t, allocation_id=alloc)
-    for igw in found["internet-gateway"]:
-        for g in p.read(f"look up internet gateway {igw}", ec2.describe_internet_gateways, "InternetGateways",
-                        Filters=[{"Name": "internet-gateway-id", "Values": [igw]}]):
-            for att in g.get("Attachments", []):
-                # Refused while the VPC still has public addresses mapped (DependencyViolation).
-                p.call(f"detach internet gateway {igw} from {att['VpcId']}", ec2.detach_internet_gateway, igw,
-                     InternetGatewayId=igw, VpcId=att["VpcId"])
-        progress(f"deleting internet gateway {igw}")
-        p.call(f"delete internet gateway {igw}", ec2.delete_internet_gateway, igw,
-             InternetGatewayId=igw)
-    for rt in found["route-table"]:
-        for t in p.read(f"look up route table {rt}", ec2.describe_route_tables, "RouteTables",
-                        Filters=[{"Name": "route-table-id", "Values": [rt]}]):
-            if any(a.get("Main") for a in t.get("Associations", [])):
-                continue   # the main table goes with the VPC
-            for a in t.get("Associations", []):
-                p.call(f"disassociate route table {rt}", ec2.disassociate_route_table, rt,
-                     AssociationId=a["RouteTableAssociationId"])
-            progress(f"deleting route table {rt}")
-            p.call(f"delete route table {rt}", ec2.delete_route_table, rt, RouteTableId=rt)
-    _delete_groups(p, found["security-group"])
-    for sn in found["subnet"]:
-        progress(f"deleting subnet {sn}")
-        p.call(f"delete subnet {sn}", ec2.delete_subnet, sn, SubnetId=sn)
-    for vpc in found["vpc"]:
-        progress(f"deleting VPC {vpc}")
-        p.call(f"delete VPC {vpc}", ec2.delete_vpc, vpc, VpcId=vpc)
-    for key in found["key-pair"]:
-        p.call(f"delete key pair {key}", ec2.delete_key_pair, key, KeyName=key)
+        waits: list[kinds.Stage] = []       # of consecutive rows that settle: one wait per stage
+        for kind in kinds.KINDS:
+            if waits and kind.settle is None:
+                p.wait(waits)
+                waits = []
+            ids = found.get(kind.name, [])
+            if ids and kind.before_delete:
+                ids = kind.before_delete(p, ids)
+            deleted = [rid for rid in ids if kind.delete(p, rid)]
+            if deleted and kind.settle:
+                for n, (checks, note) in enumerate(kind.settle(p, deleted)):
+                    if n < len(waits):
+                        waits[n][0].update(checks)
+                    else:
+                        waits.append((dict(checks), note))
+        p.wait(waits)
     return p.problems
-
-
-def _delete_groups(p: _Pass, group_ids: list[str]) -> None:
-    # Groups that name each other as sources can't be deleted until those rules are gone.
-    groups = p.read("list the security groups", p.ec2.describe_security_groups, "SecurityGroups",
-                    Filters=[{"Name": "group-id", "Values": group_ids}]) if group_ids else []
-    for g in groups:
-        referencing = [perm for perm in g.get("IpPermissions", []) if perm.get("UserIdGroupPairs")]
-        if referencing:
-            p.call(f"revoke the group rules of {g['GroupId']}", p.ec2.revoke_security_group_ingress, g["GroupId"],
-                 GroupId=g["GroupId"], IpPermissions=referencing)
-    for gid in group_ids:
-        p.say(f"deleting security group {gid}")
-        # A terminated instance's network interface holds its groups for a while (DependencyViolation).
-        p.call(f"delete security group {gid}", p.ec2.delete_security_group, gid, GroupId=gid)
 
 
 def leftovers(target: Target, settings: Settings, only: Only | None = None,
