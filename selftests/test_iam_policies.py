@@ -105,6 +105,64 @@ def recorded(tmp_path_factory, realistic_server):
     return found
 
 
+# Every API drift, in an order one environment survives: the NAT gateway's own while it lives, the
+# ones that can't be reverted after, igw-detached once the NAT gateway (whose address EC2 can't
+# unmap) is gone.
+NEED_THE_NAT = ("nat-gateway-deleted",)
+LAST = ("igw-detached", "db-in-public-subnet", "private-subnet-replaced", "foreign-subnet-blocks-teardown")
+
+
+@pytest.fixture(scope="module")
+def drifts_recorded(tmp_path_factory, realistic_server) -> set[str]:
+    """The actions of every API drift applied (and reverted, where it can be) on the aws target."""
+    from awsenv.environment import Environment
+    from awsenv.provisioning import drifts
+    from awsenv.provisioning.provisioner import Provisioner
+    from selftests.test_aws_target import in_process_target
+
+    aws = realistic_server
+    aws.reset()
+    api = [d for d in drifts.CATALOGUE if not d.needs_hosts]
+    order = ([d for d in api if d.revert and d.name not in LAST] + [d for d in api if d.name in NEED_THE_NAT]
+             + [d for d in api if not d.revert and d.name not in LAST + NEED_THE_NAT]
+             + [drifts.BY_NAME[name] for name in LAST])
+    assert sorted(d.name for d in order) == sorted(d.name for d in api)
+    with pytest.MonkeyPatch.context() as mp:
+        target, settings = in_process_target(aws, mp, tmp_path_factory.mktemp("drifts"), env="iamdrift")
+        Provisioner(target, settings, progress=lambda m: None).up()        # the NAT gateway kept
+        target.api_calls.clear()
+        env = Environment(target)
+        for drift in order:
+            drifts.apply_drift(drift.name, env)
+            if drift.revert:
+                drifts.revert_drift(drift.name, env)
+        made = {k.replace(".", ":", 1) for k in target.api_calls}
+        # The foreign subnet is nobody's: it goes by hand, then the environment by `down`.
+        ec2 = aws.truth().ec2()
+        for sn in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [env.snapshot().vpc.id]}])["Subnets"]:
+            if not sn.get("Tags"):
+                ec2.delete_subnet(SubnetId=sn["SubnetId"])
+        from awsenv.provisioning import teardown
+
+        assert not teardown.down(target, settings, progress=lambda m: None)
+    assert not nothing_left(aws), nothing_left(aws)
+    return made
+
+
+def test_every_action_the_drifts_make_is_allowed_by_the_drifts_policy(drifts_recorded):
+    doc = policy("drifts.json")
+    refused = sorted(a for a in drifts_recorded if a not in ALWAYS_ALLOWED and not allowed(doc, a))
+    assert not refused, f"drifts.json does not allow what the drifts call: {refused}"
+    mutations = {a for a in drifts_recorded if not a.split(":")[1].startswith(READ_ONLY)}
+    assert {"ec2:DeleteRoute", "ec2:ModifyInstanceMetadataOptions", "ec2:ModifyInstanceAttribute",
+            "ec2:CreateTags", "ec2:DisassociateAddress", "ec2:DetachInternetGateway"} <= mutations, sorted(mutations)
+
+
+def test_the_drifts_policy_lists_only_what_the_drifts_make(drifts_recorded):
+    unused = [a for a in listed(policy("drifts.json")) if "*" not in a and a not in drifts_recorded]
+    assert not unused, f"drifts.json names actions no drift makes: {unused}"
+
+
 JOBS = [("up", "provisioning.json"), ("check --allow-disruptive", "provisioning.json"), ("down", "provisioning.json"),
         ("check-only", "check-only.json"), ("sweep", "sweep.json"),
         ("check --security-hub", "check-only.json+security-hub.json")]
@@ -159,7 +217,7 @@ def test_the_check_only_policy_allows_no_mutation():
 
 
 def test_mutations_of_instances_are_limited_to_our_tag():
-    for name in ("provisioning.json", "sweep.json"):
+    for name in ("provisioning.json", "sweep.json", "drifts.json"):
         for statement in policy(name)["Statement"]:
             actions_ = statement["Action"]
             if {"ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances"} & set(actions_):

@@ -28,7 +28,7 @@ def test_web_instance_runs_in_public_subnet(snap, expected, evidence):
 
 @pytest.mark.api
 @pytest.mark.article("2.2")
-@pytest.mark.fails_on("web-eip-disassociated")
+@pytest.mark.fails_on("web-eip-disassociated", "igw-detached")
 def test_web_public_address_is_its_elastic_ip(snap, evidence):
     eip = snap.eip_of(snap.web)
     evidence("addresses", [f"public {snap.web.public_ip}", f"elastic ip {eip.public_ip if eip else 'none'}"])
@@ -108,7 +108,7 @@ def _within(permission, admin_cidr: str) -> bool:
 @pytest.mark.disruptive
 @pytest.mark.usefixtures("last_step")        # where this run provisions: the finished environment is stopped
 @pytest.mark.article("2.3")
-@pytest.mark.fails_on("web-eip-disassociated")
+@pytest.mark.fails_on("web-eip-disassociated", "igw-detached")
 @pytest.mark.fails_on_with_hosts("apache-disabled", "site-forbidden")
 def test_elastic_ip_survives_stop_and_start(snap, env, probe, verdict, evidence):
     before = snap.web.public_ip

@@ -48,7 +48,7 @@ def test_http_get_to_elastic_ip_answered_by_apache(snap, probe, evidence):
 
 @pytest.mark.api
 @pytest.mark.article("3.4")
-@pytest.mark.fails_on("web-eip-disassociated", "dns-hostnames-off")
+@pytest.mark.fails_on("web-eip-disassociated", "dns-hostnames-off", "igw-detached")
 def test_vpc_dns_hostnames_and_public_dns_name(snap, evidence):
     evidence("DNS", [f"enableDnsHostnames={snap.vpc.dns_hostnames}", f"public DNS name {snap.web.public_dns!r}"])
     assert snap.vpc.dns_hostnames, f"expected DNS hostnames on in {snap.vpc.id}, found off"

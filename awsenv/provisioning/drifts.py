@@ -97,15 +97,54 @@ def _restore_public_default(env):
     env.ec2.create_route(RouteTableId=_public_rt(env), DestinationCidrBlock=WORLD, GatewayId=igw.id)
 
 
+# On an Elastic IP that igw-detached unmapped: the instance it was mapped to (its revert maps it again).
+UNMAPPED_FROM = "DriftUnmappedFrom"
+
+
 def _detach_igw(env):
-    s = env.snapshot()
-    env.ec2.detach_internet_gateway(InternetGatewayId=s.attached_igw.id, VpcId=s.vpc.id)
+    """EC2 refuses DetachInternetGateway while the VPC has public addresses mapped (DependencyViolation):
+    the instances' Elastic IPs are unmapped first, each tagged with its instance for the revert. A
+    NAT gateway's address can't be unmapped (only deleting the gateway frees it): while one lives,
+    EC2 refuses, and the drift is refused with what it unmapped mapped again."""
+    from botocore.exceptions import ClientError
+
+    s, ec2 = env.snapshot(), env.ec2
+    for a in s.addresses:
+        if a.association_id and a.instance_id:
+            ec2.create_tags(Resources=[a.allocation_id], Tags=[{"Key": UNMAPPED_FROM, "Value": a.instance_id}])
+            ec2.disassociate_address(AssociationId=a.association_id)
+    try:
+        ec2.detach_internet_gateway(InternetGatewayId=s.attached_igw.id, VpcId=s.vpc.id)
+    except ClientError as exc:
+        _map_again(env)
+        err = exc.response.get("Error", {})
+        nats = s.live_nat_gateways
+        why = (f"; the NAT gateway {nats[0].id} maps its Elastic IP until it is deleted: apply this drift after "
+               f"the article's last step" if nats and err.get("Code") == "DependencyViolation" else "")
+        raise EnvError(f"drift igw-detached not applied: EC2 refused to detach the internet gateway: "
+                       f"{err.get('Code')}: {err.get('Message')}{why}") from None
 
 
 def _attach_igw(env):
     s = env.snapshot()
     igw = next(g for g in s.internet_gateways if not g.attachments)
     env.ec2.attach_internet_gateway(InternetGatewayId=igw.id, VpcId=s.vpc.id)
+    _map_again(env)
+
+
+def _map_again(env) -> None:
+    """The Elastic IPs igw-detached unmapped, mapped to their instances again."""
+    from . import tags
+
+    ec2, name = env.ec2, env.settings.env
+    for a in ec2.describe_addresses(Filters=tags.env_filter(name) + [{"Name": "tag-key", "Values": [UNMAPPED_FROM]}])[
+            "Addresses"]:
+        if not tags.is_ours(a.get("Tags"), name):
+            continue
+        instance = next(t["Value"] for t in a.get("Tags", []) if t["Key"] == UNMAPPED_FROM)
+        if not a.get("AssociationId"):
+            ec2.associate_address(AllocationId=a["AllocationId"], InstanceId=instance)
+        ec2.delete_tags(Resources=[a["AllocationId"]], Tags=[{"Key": UNMAPPED_FROM}])
 
 
 def _private_to_igw(env):
@@ -174,8 +213,16 @@ def _vpc_attr(attribute: str, value: bool):
     return do
 
 
+def _live_nat(env, drift: str):
+    nats = env.snapshot().live_nat_gateways
+    if not nats:
+        raise EnvError(f"drift {drift} needs the NAT gateway, and this environment has none (the article's last "
+                       f"step deleted it): build one that keeps it (`up --keep-nat`)")
+    return nats[0]
+
+
 def _delete_nat(env):
-    nat = env.snapshot().live_nat_gateways[0]
+    nat = _live_nat(env, "nat-gateway-deleted")
     env.ec2.delete_nat_gateway(NatGatewayId=nat.id)
     wait_with_waiter(env.ec2, "nat_gateway_deleted", f"NAT gateway {nat.id} deleted", 900, lambda _: None,
                      NatGatewayIds=[nat.id])
