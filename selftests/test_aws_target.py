@@ -20,7 +20,7 @@ from awsenv.hosts.ssh import PIN_FILE, Connections
 from awsenv.provisioning.provisioner import Provisioner
 from awsenv.targets import make_target
 from awsenv.targets.base import RETRY_CONFIG
-from selftests.moto_server import ADMIN, check_suite, nothing_left, provision, up_args
+from selftests.moto_server import ADMIN, check_suite, nothing_left, provision, stderr_lines, up_args
 
 AL2_PARAM = "ssm:/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
 
@@ -65,17 +65,68 @@ def test_up_check_down_keeps_the_private_key_private(aws, tmp_path):
             assert line not in text, f"private key material found in {where}"
 
 
-def test_image_from_ssm_parameter_and_amazon_linux_2_warned(aws, monkeypatch, tmp_path):
+def test_image_from_ssm_parameter(aws, monkeypatch, tmp_path):
     target, settings = in_process_target(aws, monkeypatch, tmp_path)
     said = []
     image = Provisioner(target, settings, progress=said.append).resolve_image()
     assert image.startswith("ami-") and any("al2023" in m for m in said), said
 
-    target, settings = in_process_target(aws, monkeypatch, tmp_path, image=AL2_PARAM)
-    said = []
-    image = Provisioner(target, settings, progress=said.append).resolve_image()
-    assert image.startswith("ami-")
-    assert any("warning: Amazon Linux 2 reached end of life" in m for m in said), said
+
+def test_amazon_linux_2_is_refused_in_one_line_before_anything_is_made(aws, tmp_path):
+    """Host setup is written for the OS table's other families: AL2's sshd reads no drop-in folder
+    and its MariaDB 5.5 lacks the syntax setup uses. By parameter or by the image's own name."""
+    import boto3
+
+    ssm = boto3.client("ssm", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    ami = ssm.get_parameter(Name=AL2_PARAM[4:])["Parameter"]["Value"]
+    for image in (AL2_PARAM, ami):
+        up = provision(aws, tmp_path / image.replace("/", "_"), *up_args("al2"), "--image", image)
+        lines = stderr_lines(up)
+        assert up.returncode != 0 and len(lines) == 1, up.stdout[-2000:] + up.stderr[-2000:]
+        assert "Amazon Linux 2" in lines[0] and "Traceback" not in up.stderr, lines
+        assert not nothing_left(aws), nothing_left(aws)
+        assert not aws.truth().ec2().describe_key_pairs()["KeyPairs"], "nothing made, not even the key pair"
+
+
+@pytest.mark.parametrize("kind", ["ecdsa", "dsa"])
+def test_an_ssh_key_import_key_pair_refuses_is_refused_in_one_line_before_anything_is_made(aws, tmp_path, kind):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec
+
+    key = ec.generate_private_key(ec.SECP256R1()) if kind == "ecdsa" else dsa.generate_private_key(1024)
+    path = tmp_path / f"{kind}_key"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    up = provision(aws, tmp_path / "state", *up_args("keytype"), "--ssh-key", str(path))
+    lines = stderr_lines(up)
+    assert up.returncode != 0 and len(lines) == 1, up.stdout[-2000:] + up.stderr[-2000:]
+    assert kind.upper() in lines[0] and "RSA" in lines[0] and "ED25519" in lines[0], lines
+    assert not nothing_left(aws), nothing_left(aws)
+    assert not aws.truth().ec2().describe_key_pairs()["KeyPairs"]
+
+
+def test_t2_micro_not_offered_falls_back_to_t3_micro_unless_the_type_was_given(aws, monkeypatch, tmp_path):
+    """docs/ARTICLE.md: the default type is t2.micro where offered, else t3.micro."""
+    real = Provisioner._offerings
+
+    def without_t2(self, instance_type, zones):
+        return [(z, t) for z, t in real(self, instance_type, zones) if t != "t2.micro"]
+
+    monkeypatch.setattr(Provisioner, "_offerings", without_t2)
+    target, settings = in_process_target(aws, monkeypatch, tmp_path)
+    said: list[str] = []
+    p = Provisioner(target, settings, progress=said.append)
+    built = p.up()
+    types = {i["InstanceType"] for r in target.ec2.describe_instances(InstanceIds=[built.web_id, built.db_id])[
+        "Reservations"] for i in r["Instances"]}
+    assert types == {"t3.micro"}, types
+    assert any("t2.micro" in m and "t3.micro" in m for m in said), said
+    target, settings = in_process_target(aws, monkeypatch, tmp_path / "given", env="given",
+                                         instance_type="t2.micro")
+    with pytest.raises(EnvError, match="instance type t2.micro is not offered"):
+        Provisioner(target, settings, progress=lambda m: None).check_inputs()
 
 
 @pytest.mark.parametrize("os_release,family,web,db", [
@@ -95,6 +146,46 @@ def test_os_family_comes_from_the_hosts_os_release(os_release, family, web, db):
     assert (fam.name, fam.web_package, fam.db_package) == (family, web, db)
     with pytest.raises(EnvError, match="unsupported OS"):
         classify_os_release('ID=plan9\nPRETTY_NAME="Plan 9"\n')
+
+
+# The MariaDB config files each family's distribution packages put in our file's folder (AL2023's
+# mariadb105 packages: /etc/my.cnf.d; Debian 12's mariadb packages and provider plugins:
+# /etc/mysql/mariadb.conf.d). A file read after ours would win over our settings.
+DISTRIBUTION_CNF = {
+    "amazon-linux-2023": ["auth_gssapi.cnf", "client.cnf", "cracklib_password_check.cnf", "enable_encryption.preset",
+                          "mariadb-server.cnf", "mysql-clients.cnf", "spider.cnf"],
+    "debian": ["50-client.cnf", "50-mysql-clients.cnf", "50-mysqld_safe.cnf", "50-server.cnf", "60-galera.cnf",
+               "provider_bzip2.cnf", "provider_lz4.cnf", "provider_lzma.cnf", "provider_lzo.cnf",
+               "provider_snappy.cnf"],
+}
+
+
+@pytest.mark.parametrize("family,client", [("amazon-linux-2023", "mariadb105"), ("debian", "mariadb-client")])
+def test_db_setup_installs_the_client_explicitly_and_its_config_sorts_last(monkeypatch, family, client):
+    from awsenv.hosts import setup
+    from awsenv.hosts.os_table import OS_FAMILIES
+    from awsenv.hosts.ssh import Result
+
+    fam = OS_FAMILIES[family]
+    commands: list[str] = []
+
+    def execute(_client, command, timeout=None):
+        commands.append(command)
+        return Result(0, "1\n", "", command)
+
+    class Conn:
+        def os_family(self, role):
+            return fam
+
+        def db(self):
+            return object()
+
+    monkeypatch.setattr(setup, "execute", execute)
+    setup.setup_db(Conn(), None, progress=lambda m: None)    # type: ignore[arg-type]
+    install = next(c for c in commands if c.startswith(fam.install))
+    assert client in install.split(), f"the client ({client}) installed explicitly: {install}"
+    name = fam.db_config_file.rsplit("/", 1)[1]
+    assert all(name > theirs for theirs in DISTRIBUTION_CNF[family]), f"{name} must sort after {DISTRIBUTION_CNF[family]}"
 
 
 def test_client_tokens_imdsv2_nat_first_and_waits_overlap(aws, monkeypatch, tmp_path):

@@ -23,30 +23,33 @@ class OsFamily:
     db_package: str
     db_service: str
     db_client: str          # command-line client (setup reads a server setting with it)
-    db_config_file: str     # where bind-address goes so MariaDB listens beyond loopback
+    db_client_package: str  # its package: installed explicitly (AL2023's server package doesn't pull it in)
+    db_config_file: str     # where bind-address goes so MariaDB listens beyond loopback; named to sort
+                            # after every file the distribution's packages put there (the last value read wins)
     web_docroot: str
     ssh_service: str
 
 
 _APT = "sudo DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Use-Pty=0 -qq"
 _RHEL_LIKE = dict(refresh="true", web_package="httpd", web_service="httpd", db_service="mariadb",
-                  db_config_file="/etc/my.cnf.d/90-twotier.cnf", web_docroot="/var/www/html", ssh_service="sshd")
+                  db_config_file="/etc/my.cnf.d/zz-twotier.cnf", web_docroot="/var/www/html", ssh_service="sshd")
 
 OS_FAMILIES = {
     "debian": OsFamily(
         name="debian", refresh=f"{_APT} update", install=f"{_APT} install -y", remove=f"{_APT} remove -y",
         web_package="apache2", web_service="apache2", db_package="mariadb-server", db_service="mariadb",
-        db_client="mariadb", db_config_file="/etc/mysql/mariadb.conf.d/90-twotier.cnf",
+        db_client="mariadb", db_client_package="mariadb-client",
+        db_config_file="/etc/mysql/mariadb.conf.d/zz-twotier.cnf",
         web_docroot="/var/www/html", ssh_service="ssh"),
     "amazon-linux-2023": OsFamily(
         name="amazon-linux-2023", install="sudo dnf -q -y install", remove="sudo dnf -q -y remove",
-        db_package="mariadb105-server", db_client="mariadb", **_RHEL_LIKE),
+        db_package="mariadb105-server", db_client="mariadb", db_client_package="mariadb105", **_RHEL_LIKE),
     "amazon-linux-2": OsFamily(
         name="amazon-linux-2", install="sudo yum -q -y install", remove="sudo yum -q -y remove",
-        db_package="mariadb-server", db_client="mysql", **_RHEL_LIKE),
+        db_package="mariadb-server", db_client="mysql", db_client_package="mariadb", **_RHEL_LIKE),
     "rhel": OsFamily(
         name="rhel", install="sudo dnf -q -y install", remove="sudo dnf -q -y remove",
-        db_package="mariadb-server", db_client="mysql", **_RHEL_LIKE),
+        db_package="mariadb-server", db_client="mysql", db_client_package="mariadb", **_RHEL_LIKE),
 }
 
 

@@ -65,7 +65,8 @@ def setup_db(conn: Connections, settings: Settings, progress=print) -> None:
     _step(db, "listen beyond loopback",
           f"sudo mkdir -p {shlex.quote(os.path.dirname(fam.db_config_file))} && "
           f"printf %s {shlex.quote(conf)} | sudo tee {fam.db_config_file} >/dev/null", progress)
-    _step(db, f"install {fam.db_package}", f"{fam.install} {fam.db_package}", progress)
+    _step(db, f"install {fam.db_package} and {fam.db_client_package}",
+          f"{fam.install} {fam.db_package} {fam.db_client_package}", progress)
     # A server that was already running (an `up` again) started without the file: restart it then.
     _step(db, f"enable and start {fam.db_service}",
           f"sudo systemctl enable --now {fam.db_service} && "

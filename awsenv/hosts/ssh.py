@@ -108,7 +108,26 @@ def load_key(path: Path, own: bool) -> paramiko.PKey:
                            f"give a key without one (ssh-keygen -p -N '' -f COPY on a copy of it)") from None
         except (paramiko.SSHException, ValueError):
             continue
+    if _is_dsa(text):
+        raise EnvError(f"SSH key file {path} is a DSA key, which OpenSSH no longer accepts and EC2 never imports "
+                       f"(ImportKeyPair takes RSA and ED25519 keys): give one of those (ssh-keygen -t ed25519)")
     raise EnvError(f"SSH key file {path} holds no private key paramiko can read")
+
+
+def _is_dsa(text: bytes) -> bool:
+    import warnings
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa
+
+    for load in (serialization.load_ssh_private_key, serialization.load_pem_private_key):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")     # cryptography's own: DSA is deprecated (that is our point)
+                return isinstance(load(text, None), dsa.DSAPrivateKey)
+        except (ValueError, TypeError, NotImplementedError):
+            continue
+    return False
 
 
 class HostUnreachable(NotChecked, EnvError):

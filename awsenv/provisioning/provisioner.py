@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,19 @@ from common import files
 
 from .. import consistency
 from ..errors import EnvError
-from ..settings import Settings
+from ..settings import DEFAULTS, Settings
 from ..targets import Target
 from ..waits import api_check, wait_all, wait_for, wait_with_waiter
 from . import kinds, tags
 from .ledger import Ledger
 
 WORLD = "0.0.0.0/0"
+# The article's t2.micro isn't offered in every zone (newer regions have no t2): its successor then,
+# unless --instance-type was given (docs/ARTICLE.md).
+FALLBACK_TYPE = "t3.micro"
+# AL2's SSM parameters (amzn2-ami-...) and AMI names (amzn2-ami-kernel-5.10-hvm-..., amzn2-ami-hvm-...).
+AMAZON_LINUX_2 = re.compile(r"(^|/)amzn2-")
+IMPORTABLE_KEYS = ("ssh-rsa", "ssh-ed25519")
 
 
 @dataclass
@@ -58,6 +65,8 @@ class Provisioner:
         self.run_id = uuid.uuid4().hex[:12]
         self.long_lived = long_lived    # no ExpiresAt: `sweep` keeps it (a compliance target, a demo)
         self.b = Built()
+        # The type launched: the setting, or where the default isn't offered, its fallback (_first_az).
+        self.instance_type = settings.instance_type
         # What this very process created, so a failed `up` removes exactly that and nothing that
         # was there before (an earlier `up` of the same environment).
         self.created: set[tuple[str, str]] = set()
@@ -122,6 +131,7 @@ class Provisioner:
 
     def check_inputs(self) -> None:
         self.s.require_admin_cidr()
+        self._importable_key()
         self.b.image_id = self.resolve_image()
         theirs = [v for v in self.ec2.describe_vpcs(Filters=[{"Name": "tag:Env", "Values": [self.s.env]}])["Vpcs"]
                   if tags.PROJECT not in [t["Value"] for t in v.get("Tags", []) if t["Key"] == "Project"]]
@@ -139,15 +149,32 @@ class Provisioner:
             except ClientError as exc:
                 raise EnvError(f"cannot resolve image parameter {name}: {exc.response['Error']['Message']}") from None
             self.say(f"image: {name} -> {image}")
-        if "amzn2-" in image or "amzn2-" in self.s.image:
-            self.say("warning: Amazon Linux 2 reached end of life on 2026-06-30; prefer the al2023 parameter")
         try:
             found = self.ec2.describe_images(ImageIds=[image])["Images"]
         except ClientError:
             found = []
         if not found:
             raise EnvError(f"image {image} does not exist in {self.s.region}")
+        name = found[0].get("Name") or ""
+        if AMAZON_LINUX_2.search(self.s.image) or AMAZON_LINUX_2.search(name):
+            # Host setup is written for the OS table's other families; AL2 would fail halfway.
+            raise EnvError(f"image {image} ({name or self.s.image}) is Amazon Linux 2, which up does not set up: it "
+                           f"reached end of life on 2026-06-30, its sshd reads no sshd_config.d drop-in and its "
+                           f"MariaDB 5.5 lacks the syntax host setup uses; use the default (Amazon Linux 2023) or "
+                           f"another image of a supported OS (Debian, Ubuntu, RHEL-likes)")
         return image
+
+    def _importable_key(self) -> None:
+        """EC2's ImportKeyPair takes RSA and ED25519 keys only: another type of --ssh-key is refused
+        now, before anything is made, not halfway through the build."""
+        from ..hosts.ssh import load_key
+
+        if self.s.ssh_key:
+            kind = load_key(self.s.ssh_key, own=False).get_name()
+            if kind not in IMPORTABLE_KEYS:
+                raise EnvError(f"SSH key file {self.s.ssh_key} is an {'ECDSA' if 'ecdsa' in kind else kind} key; "
+                               f"EC2 imports RSA and ED25519 keys only (ImportKeyPair): give one of those "
+                               f"(ssh-keygen -t ed25519)")
 
     def exists(self) -> bool:
         """Anything of this environment already in the account (tagged Project and Env)?"""
@@ -227,11 +254,17 @@ class Provisioner:
         if not names:
             raise EnvError(f"region {self.s.region} lists no available Availability Zone")
         itype = self.s.instance_type
-        offered = {zone for zone, _ in self._offerings(itype, names)}
-        for name in names:
-            if name in offered:
-                self._az = name
-                return name
+        tried = [itype] + ([FALLBACK_TYPE] if "instance_type" not in self.s.given and itype == DEFAULTS["instance_type"]
+                           else [])
+        for candidate in tried:
+            offered = {zone for zone, _ in self._offerings(candidate, names)}
+            for name in names:
+                if name in offered:
+                    if candidate != itype:
+                        self.say(f"instance type {itype} (the default) is not offered in {self.s.region}'s zones; "
+                                 f"using {candidate} (pass --instance-type to choose another)")
+                    self._az, self.instance_type = name, candidate
+                    return name
         size = itype.split(".", 1)[1] if "." in itype else "*"
         # Every offering of these zones, matched here: not every API answers wildcards in filter values.
         others = sorted({t for _, t in self._offerings(None, names) if fnmatch.fnmatchcase(t, f"*.{size}")})
@@ -389,7 +422,7 @@ class Provisioner:
             self.say(f"{role} instance {iid}: exists")
             return iid
         inst = self._call(f"launch {role} instance", self.ec2.run_instances,
-                          ImageId=self.b.image_id, InstanceType=self.s.instance_type, MinCount=1, MaxCount=1,
+                          ImageId=self.b.image_id, InstanceType=self.instance_type, MinCount=1, MaxCount=1,
                           KeyName=self.s.key_name, ClientToken=self._token(role),
                           # No auto-assigned public IP: the web server's public address is its EIP, as
                           # in the article (and moto would draw a new one at every start otherwise).
@@ -400,7 +433,7 @@ class Provisioner:
                           MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
                           TagSpecifications=self._tags("instance", self.s.env, role))["Instances"][0]
         self._made("instance", inst["InstanceId"])
-        self.say(f"{role} instance {inst['InstanceId']} launched ({self.s.instance_type}, {self.b.image_id})")
+        self.say(f"{role} instance {inst['InstanceId']} launched ({self.instance_type}, {self.b.image_id})")
         return inst["InstanceId"]
 
     def ensure_web_instance(self) -> None:
