@@ -442,7 +442,7 @@ def test_teardown_walks_the_kinds_table_so_a_new_row_is_deleted(aws, monkeypatch
                 for n in ec2.describe_network_interfaces(**kw)["NetworkInterfaces"]]
     row = kinds.Kind("network-interface", lambda ec2, f: enis(ec2, Filters=f),
                      lambda ec2, i: enis(ec2, NetworkInterfaceIds=[i]),
-                     kinds._deleting("deleting network interface {}", "delete network interface {}",
+                     kinds.deleting("deleting network interface {}", "delete network interface {}",
                                      "delete_network_interface", "NetworkInterfaceId"))
     table = list(kinds.KINDS)
     table.insert([k.name for k in table].index("subnet"), row)

@@ -109,7 +109,7 @@ def nothing_there(code: str) -> bool:
     return code.endswith("NotFound") or code.endswith(".Malformed") or code == "Gateway.NotAttached"
 
 
-def _deleting(line: str | None, what: str, method: str, param: str, as_list: bool = False,
+def deleting(line: str | None, what: str, method: str, param: str, as_list: bool = False,
               gone: Callable[[str], bool] = nothing_there) -> Callable[[Pass, str], bool]:
     """A row's delete: says `line` (if any), then one call naming the ID."""
     def delete(p: Pass, rid: str) -> bool:
@@ -225,30 +225,30 @@ def _group_rules_revoked(p: Pass, ids: list[str]) -> list[str]:
 # teardown's dependency scope waits those out (awsenv/retries.py).
 KINDS: tuple[Kind, ...] = (
     Kind("instance", lambda ec2, f: _instances(ec2, Filters=f), lambda ec2, i: _instances(ec2, InstanceIds=[i]),
-         _deleting("terminating instance {}", "terminate instance {}", "terminate_instances", "InstanceIds", True),
+         deleting("terminating instance {}", "terminate instance {}", "terminate_instances", "InstanceIds", True),
          before_delete=_instances_held, settle=_instances_settle),
     Kind("nat-gateway", lambda ec2, f: _nats(ec2, Filters=f), lambda ec2, i: _nats(ec2, NatGatewayIds=[i]),
-         _deleting("deleting NAT gateway {} (billed hourly)", "delete NAT gateway {}", "delete_nat_gateway",
+         deleting("deleting NAT gateway {} (billed hourly)", "delete NAT gateway {}", "delete_nat_gateway",
                    "NatGatewayId"),
          settle=_nats_settle, hourly_cost=Price({"us-east-1": "$0.045/hour plus data"})),
     Kind("elastic-ip", lambda ec2, f: _addresses(ec2, Filters=f), lambda ec2, i: _addresses(ec2, AllocationIds=[i]),
          _release, before_delete=_addresses_unmapped, hourly_cost=Price({"us-east-1": "$0.005/hour"})),
     Kind("internet-gateway", lambda ec2, f: _igws(ec2, Filters=f), lambda ec2, i: _igws(ec2, InternetGatewayIds=[i]),
-         _deleting("deleting internet gateway {}", "delete internet gateway {}", "delete_internet_gateway",
+         deleting("deleting internet gateway {}", "delete internet gateway {}", "delete_internet_gateway",
                    "InternetGatewayId"),
          before_delete=_gateways_detached),
     Kind("route-table", lambda ec2, f: _tables(ec2, Filters=f), lambda ec2, i: _tables(ec2, RouteTableIds=[i]),
-         _deleting("deleting route table {}", "delete route table {}", "delete_route_table", "RouteTableId"),
+         deleting("deleting route table {}", "delete route table {}", "delete_route_table", "RouteTableId"),
          before_delete=_tables_disassociated),
     Kind("security-group", lambda ec2, f: _groups(ec2, Filters=f), lambda ec2, i: _groups(ec2, GroupIds=[i]),
-         _deleting("deleting security group {}", "delete security group {}", "delete_security_group", "GroupId"),
+         deleting("deleting security group {}", "delete security group {}", "delete_security_group", "GroupId"),
          before_delete=_group_rules_revoked),
     Kind("subnet", lambda ec2, f: _subnets(ec2, Filters=f), lambda ec2, i: _subnets(ec2, SubnetIds=[i]),
-         _deleting("deleting subnet {}", "delete subnet {}", "delete_subnet", "SubnetId")),
+         deleting("deleting subnet {}", "delete subnet {}", "delete_subnet", "SubnetId")),
     Kind("vpc", lambda ec2, f: _vpcs(ec2, Filters=f), lambda ec2, i: _vpcs(ec2, VpcIds=[i]),
-         _deleting("deleting VPC {}", "delete VPC {}", "delete_vpc", "VpcId")),
+         deleting("deleting VPC {}", "delete VPC {}", "delete_vpc", "VpcId")),
     Kind("key-pair", lambda ec2, f: _keys(ec2, Filters=f), lambda ec2, i: _keys(ec2, KeyNames=[i]),
-         _deleting(None, "delete key pair {}", "delete_key_pair", "KeyName")),
+         deleting(None, "delete key pair {}", "delete_key_pair", "KeyName")),
 )
 BY_NAME = {k.name: k for k in KINDS}
 BILLED = tuple(k.name for k in KINDS if k.hourly_cost)
