@@ -1,5 +1,5 @@
 """Loads the suite's plugin (fixtures/): options, verdicts, lifecycle, stages, hosts, changes, the
-policies before a check, fixtures, compliance, report."""
+policies before a check, fixtures, probes, compliance, report."""
 import sys
 
 from awsenv.install import missing_line
@@ -19,6 +19,7 @@ pytest_plugins = [
     "fixtures.changes",
     "fixtures.policies",
     "fixtures.environment",
+    "fixtures.probes",
     # After lifecycle (its sessionstart reads --waivers and --baseline before anything is built) and
     # before report (its makereport turns a waived violation into "waived" before the report reads it).
     "fixtures.compliance",

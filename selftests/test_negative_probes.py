@@ -7,8 +7,12 @@ the same vantage point; else it is "not checked", saying what would make it chec
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
+import json
 import socket
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +31,9 @@ def check_module(name: str):
     spec = importlib.util.spec_from_file_location(f"checks_{name}", REPO / "tests" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)    # the suite's markers live in its ini
+        spec.loader.exec_module(module)
     return module
 
 
@@ -87,7 +93,9 @@ class Verdict:
 
 
 def run_check(check, target, **fixtures):
-    return check(probe=Probe(target), verdict=Verdict(), evidence=Evidence(), **fixtures)
+    """The check called as pytest would, with the fixtures it names (the probe on `target`)."""
+    given = {"probe": Probe(target), "verdict": Verdict(), "evidence": Evidence(), **fixtures}
+    return check(**{name: given[name] for name in inspect.signature(check).parameters})
 
 
 # -- the defects, as issue 18 found them ----------------------------------------------------------
@@ -117,4 +125,175 @@ def test_the_internet_reaching_a_db_port_at_the_web_servers_address_is_violated(
     forwarded = ScriptedTarget({("internet", WEB_EIP, 80): "open", ("internet", WEB_EIP, 3306): "open"},
                                neighbour=False)
     with pytest.raises(AssertionError, match="3306"):
-        run_check(DB_CHECKS.test_internet_cannot_open_connection_to_db, forwarded, snap=snapshot(), port=3306)
+        run_check(DB_CHECKS.test_internet_cannot_open_connection_to_db, forwarded, snap=snapshot(), port=3306,
+                  conns=None)
+
+
+# -- the rule, vantage point by vantage point -------------------------------------------------------
+
+def test_on_aws_the_other_host_check_says_what_would_make_it_checkable():
+    aws = ScriptedTarget({}, neighbour=False)
+    with pytest.raises(NotChecked, match="--probe-instance launches one"):
+        run_check(DB_CHECKS.test_other_host_cannot_reach_mariadb, aws, snap=snapshot())
+    assert not aws.asked, "nothing is probed from a vantage point the target doesn't have"
+
+
+def test_a_refusal_is_an_answer_inside_the_vpc_but_not_from_the_internet():
+    """From the internet a runner's own network may refuse on a host's behalf: only an open port is a
+    control there. Inside the VPC security groups drop, never refuse: a refusal is the host's own."""
+    refusing = ScriptedTarget({("internet", WEB_EIP, 80): "refused", ("internet", WEB_EIP, 22): "refused",
+                               ("public-probe", WEB_PRIVATE, 80): "refused"}, neighbour=True)
+    probe = Probe(refusing)
+    E = probe.Endpoint
+    outside = probe.closed(probe.internet, probe.controls("web", WEB_EIP), [E("db", "198.51.100.30", 22)])
+    inside = probe.closed(probe.inside, probe.controls("web", WEB_PRIVATE), [E("db", DB_PRIVATE, 22)])
+    assert "no control answered" in outside.unchecked and not outside.probes
+    assert inside.control.endswith("refused") and [t.outcome for t in inside.probes] == ["timeout"]
+
+
+def test_nothing_to_probe_tries_no_control_and_proves_nothing_by_itself():
+    target = ScriptedTarget({("internet", WEB_EIP, 80): "open"}, neighbour=True)
+    probe = Probe(target)
+    nothing = probe.closed(probe.internet, probe.controls("web", WEB_EIP), [])
+    assert not target.asked and not nothing.unchecked and nothing.evidence() == ["from the internet:",
+                                                                                  "  (nothing to probe)"]
+    with pytest.raises(NotChecked, match="nothing to probe"):
+        probe.conclude(nothing)
+
+
+def test_a_silence_that_proves_nothing_is_shown_and_not_counted():
+    """The NAT gateway's address never accepts a connection from outside: probed, shown, not proof."""
+    target = ScriptedTarget({("internet", WEB_EIP, 80): "open"}, neighbour=True)
+    probe = Probe(target)
+    E = probe.Endpoint
+    nat = probe.closed(probe.internet, probe.controls("web", WEB_EIP),
+                       [E("nat", NAT_EIP, 3306, proves_nothing="a NAT gateway never accepts a connection from outside")])
+    assert ("internet", NAT_EIP, 3306) in target.asked and not nat.proven and not nat.opened
+    assert "never accepts" in "\n".join(nat.evidence())
+    with pytest.raises(NotChecked, match="no probe that could have reached"):
+        probe.conclude(nat)
+
+
+def test_the_internet_check_holds_on_the_web_servers_address_and_records_it():
+    target = ScriptedTarget({("internet", WEB_EIP, 80): "open"}, neighbour=True)
+    probe = Probe(target)
+    check = DB_CHECKS.test_internet_cannot_open_connection_to_db
+    check(snap=snapshot(), conns=None, probe=probe, port=3306, evidence=Evidence())
+    [negative] = probe.record
+    assert [(t.endpoint, t.outcome, t.proves) for t in negative.probes] == [
+        (f"the web server's Elastic IP {WEB_EIP}:3306", "timeout", True),
+        (f"NAT gateway nat-1's Elastic IP {NAT_EIP}:3306", "timeout", False)]
+
+
+class HostKeys:
+    def __init__(self, db_key):
+        self.db_key = db_key
+
+    def host_key(self, role):
+        assert role == "db"
+        return self.db_key
+
+
+@pytest.mark.parametrize("seen,violated", [("ssh-ed25519 SHA256:web", False), ("ssh-ed25519 SHA256:db", True)])
+def test_an_sshd_at_the_web_servers_address_is_the_db_only_with_the_dbs_host_key(monkeypatch, seen, violated):
+    target = ScriptedTarget({("internet", WEB_EIP, 80): "open", ("internet", WEB_EIP, 22): "open"}, neighbour=True)
+    probe = Probe(target)
+    monkeypatch.setattr(probe, "ssh_host_key", lambda address: seen)
+    check = DB_CHECKS.test_internet_cannot_open_connection_to_db
+    if violated:
+        with pytest.raises(AssertionError, match="found open"):
+            check(snap=snapshot(), conns=HostKeys("ssh-ed25519 SHA256:db"), probe=probe, port=22, evidence=Evidence())
+    else:
+        check(snap=snapshot(), conns=HostKeys("ssh-ed25519 SHA256:db"), probe=probe, port=22, evidence=Evidence())
+        assert "not the DB's" in probe.record[0].probes[0].note
+
+
+def test_the_db_reaching_the_internet_is_probed_from_the_db_beside_a_control():
+    FIVE = check_module("test_5_afterwards")
+
+    class Hosts:
+        def __init__(self, answers):
+            self.answers, self.ran = answers, []
+
+        def execute(self, role, command):
+            self.ran.append((role, command))
+            rc, err = self.answers.get((role, command.split("/dev/tcp/")[-1].rstrip("'")), (124, ""))
+            return SimpleNamespace(rc=rc, stdout="", stderr=err, evidence=lambda: command)
+
+    echo = "198.51.100.1"
+    target = ScriptedTarget({}, neighbour=True)
+    target.echo_url = lambda: f"http://{echo}/ip"
+    # The echo service answers the web server; from the DB, the web server refuses on 80 (its own answer:
+    # the control) and the echo service is silent.
+    cut_off = Hosts({("web", f"curl -s -m 10 http://{echo}/ip"): (0, ""),
+                     ("db", f"{WEB_PRIVATE}/80"): (1, "bash: connect: Connection refused")})
+    probe = Probe(target)
+    FIVE.test_db_no_longer_reaches_the_internet(conns=cut_off, snap=snapshot(), probe=probe, verdict=Verdict(),
+                                                evidence=Evidence())
+    assert [(t.endpoint, t.outcome) for t in probe.record[0].probes] == [(f"the echo service {echo}:80", "timeout")]
+    reaching = Hosts({**cut_off.answers, ("db", f"{echo}/80"): (0, "")})
+    with pytest.raises(AssertionError, match="cut off"):
+        FIVE.test_db_no_longer_reaches_the_internet(conns=reaching, snap=snapshot(), probe=Probe(target),
+                                                    verdict=Verdict(), evidence=Evidence())
+
+
+# -- the plugin: no "holds" without a probe, and every negative check says so -----------------------
+
+def _decorated_negative(fn) -> bool:
+    return any(ast.unparse(d).startswith("pytest.mark.negative") for d in fn.decorator_list)
+
+
+def _calls(fn, method: str) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == method
+               and isinstance(n.func.value, ast.Name) and n.func.value.id == "probe" for n in ast.walk(fn))
+
+
+def negative_checks_in_source() -> dict[str, bool]:
+    """{check name: marked negative} for every check of tests/ that proves a negative (probe.closed)."""
+    found = {}
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        for fn in ast.parse(path.read_text()).body:
+            if isinstance(fn, ast.FunctionDef) and (_calls(fn, "closed") or _decorated_negative(fn)):
+                found[fn.name] = _decorated_negative(fn) and _calls(fn, "closed") and _calls(fn, "conclude")
+    return found
+
+
+NEGATIVE_CHECKS = {"test_ssh_to_db_directly_fails", "test_internet_cannot_open_connection_to_db",
+                   "test_other_host_cannot_reach_mariadb", "test_db_no_longer_reaches_the_internet"}
+
+
+def test_every_check_that_proves_a_negative_is_marked_and_concludes():
+    found = negative_checks_in_source()
+    unmarked = sorted(name for name, ok in found.items() if not ok)
+    assert not unmarked, f"checks that probe a negative without @pytest.mark.negative and probe.conclude: {unmarked}"
+    assert set(found) == NEGATIVE_CHECKS, sorted(found)
+
+
+def _guarded(passed: bool, record: list):
+    from fixtures import probes as plugin
+
+    item = SimpleNamespace(get_closest_marker=lambda name: object() if name == "negative" else None,
+                           stash={plugin.NEGATIVES_KEY: record}, path=REPO / "tests" / "x.py", location=("x", 9, "x"),
+                           user_properties=[])
+    report = SimpleNamespace(when="call", passed=passed, outcome="passed" if passed else "failed", longrepr=None)
+    hook = plugin.pytest_runtest_makereport(item, None)
+    next(hook)
+    with pytest.raises(StopIteration) as done:
+        hook.send(report)
+    return done.value.value, item
+
+
+def test_a_negative_check_that_holds_without_a_probe_is_not_checked():
+    report, item = _guarded(True, [])
+    assert report.outcome == "skipped" and report.longrepr[2].startswith("Skipped: not checked: no probe"), report.longrepr
+    assert item.user_properties == [("negative probes", "[]")]
+
+
+def test_a_negative_check_that_holds_with_its_probe_stays_held():
+    target = ScriptedTarget({("public-probe", WEB_PRIVATE, 80): "open"}, neighbour=True)
+    probe = Probe(target)
+    probe.closed(probe.inside, probe.controls("web", WEB_PRIVATE), [probe.Endpoint("db", DB_PRIVATE, 22)])
+    report, item = _guarded(True, probe.record)
+    assert report.outcome == "passed"
+    [record] = json.loads(item.user_properties[0][1])
+    assert record["control"].endswith("open") and record["probes"][0]["outcome"] == "timeout"
