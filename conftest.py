@@ -13,13 +13,13 @@ if _missing:
 pytest_plugins = [
     "fixtures.options",
     "fixtures.verdicts",
+    "fixtures.probes",          # before lifecycle, which imports it (run-stats.json's negative_checks)
     "fixtures.lifecycle",
     "fixtures.stages",
     "fixtures.hosts",
     "fixtures.changes",
     "fixtures.policies",
     "fixtures.environment",
-    "fixtures.probes",
     # After lifecycle (its sessionstart reads --waivers and --baseline before anything is built) and
     # before report (its makereport turns a waived violation into "waived" before the report reads it).
     "fixtures.compliance",

@@ -13,13 +13,17 @@ import inspect
 import json
 import socket
 import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from awsenv.errors import EnvError
 from awsenv.hosts.probes import Probe
 from awsenv.verdict import NotChecked
+from selftests.moto_server import nothing_left, provision, up_args
+from selftests.suite_runner import run_suite
 
 REPO = Path(__file__).resolve().parent.parent
 SPREAD_ACROSS_WORKERS = True
@@ -297,3 +301,186 @@ def test_a_negative_check_that_holds_with_its_probe_stays_held():
     assert report.outcome == "passed"
     [record] = json.loads(item.user_properties[0][1])
     assert record["control"].endswith("open") and record["probes"][0]["outcome"] == "timeout"
+
+
+# -- every negative check, on every target: holds => probed ------------------------------------------
+
+def negative_verdicts(junit: Path) -> dict[str, tuple[str, str, list[dict]]]:
+    """{check name: (verdict, reason, its negatives)} for every negative check a run decided, from junit
+    (the verdict from its outcome; the negatives from its "negative probes" property)."""
+    from fixtures.probes import JUNIT_PROPERTY
+
+    found = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = [p.get("value") for p in case.iter("property") if p.get("name") == JUNIT_PROPERTY]
+        if not props:
+            continue
+        skip = case.find("skipped")
+        if case.find("failure") is not None or case.find("error") is not None:
+            verdict, reason = "violated", (case.find("failure") or case.find("error")).get("message", "")
+        elif skip is not None:
+            message = skip.get("message", "")
+            verdict = "not applicable" if message.startswith("not applicable: ") else "not checked"
+            reason = message.split(": ", 1)[-1]
+        else:
+            verdict, reason = "holds", ""
+        found[case.get("name")] = (verdict, reason, json.loads(props[-1]))
+    return found
+
+
+def probed(negatives: list[dict]) -> str:
+    """"" when the negatives prove the check (each vantage point present with a control that answered,
+    and a probe that could have reached the subject failed); else what is missing."""
+    if not negatives:
+        return "no negative recorded"
+    for n in negatives:
+        if n["unchecked"]:
+            return f"from {n['vantage']}: {n['unchecked']}"
+        if n["probes"] and not n["control"]:
+            return f"from {n['vantage']}: probes without a control that answered"
+    if not any(t["counts"] and (t["outcome"] != "open" or t["note"]) for n in negatives for t in n["probes"]):
+        return "no probe that could have reached the subject failed"
+    return ""
+
+
+def assert_holds_means_probed(junit: Path, names: set[str] | None = None) -> dict[str, tuple[str, str, list[dict]]]:
+    """Every negative check that holds was probed; every one named in `names` (test names, with their
+    parameters) is in the run. Returns the verdicts."""
+    found = negative_verdicts(junit)
+    if names is not None:
+        assert names <= set(found), f"negative checks missing from the run: {sorted(names - set(found))}"
+    unproven = {name: probed(negs) for name, (verdict, _, negs) in found.items() if verdict == "holds" and probed(negs)}
+    assert not unproven, f"negative checks that hold without their probe: {unproven}"
+    return found
+
+
+ALL_NEGATIVE = {"test_ssh_to_db_directly_fails", "test_internet_cannot_open_connection_to_db[22]",
+                "test_internet_cannot_open_connection_to_db[3306]", "test_other_host_cannot_reach_mariadb",
+                "test_db_no_longer_reaches_the_internet"}
+INSTALLING_NEGATIVE = ALL_NEGATIVE - {"test_db_no_longer_reaches_the_internet"}
+
+
+def test_on_moto_every_negative_check_is_not_applicable(tmp_path):
+    v = run_suite(tmp_path, "--target", "moto", "--provision", "-m", "negative or api")
+    found = assert_holds_means_probed(tmp_path / "junit.xml", ALL_NEGATIVE)
+    odd = {n: f for n, f in found.items() if f[0] != "not applicable" or "no hosts exist" not in f[1]}
+    assert not odd, f"expected every negative check not applicable on moto (no hosts), found {odd}"
+    assert v.returncode == 0, v.output[-3000:]
+
+
+def test_on_aws_without_hosts_every_negative_check_is_not_checked_with_its_reason(tmp_path, aws):
+    """The aws target against the emulated EC2: the API is there, the hosts are not (public addresses in
+    loopback). Every negative check is not checked, saying why; --probe-instance launches nothing, since
+    the probe would be reached through a web server that can't be."""
+    state = tmp_path / "state"
+    up = provision(aws, state, *up_args("neg"))
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+    launched = instances(aws)
+    reasons = {}
+    for extra in ([], ["--probe-instance"]):
+        for stage, names in (("finished", {"test_db_no_longer_reaches_the_internet"}),
+                             ("installing", INSTALLING_NEGATIVE)):
+            run = tmp_path / f"{stage}{''.join(extra)}"
+            run.mkdir()
+            v = run_suite(run, "--target", "aws", "--env", "neg", f"--state-dir={state}", "--stage", stage,
+                          "-m", "negative", *extra, env=aws.env())
+            found = assert_holds_means_probed(run / "junit.xml", names)
+            unchecked = {n: f for n, f in found.items() if n in names and (f[0] != "not checked" or not f[1])}
+            assert not unchecked, f"expected {sorted(names)} not checked with a reason, found {unchecked}"
+            assert v.returncode == 6, v.output[-3000:]
+            reasons.update({f"{n} {' '.join(extra)}": f[1] for n, f in found.items() if n in names})
+    print("\n".join(f"{n}: {r}" for n, r in sorted(reasons.items())))
+    assert instances(aws) == launched, "a probe instance was launched that could never be reached"
+    assert provision(aws, state, "down", "--env", "neg").returncode == 0
+    assert not nothing_left(aws), nothing_left(aws)
+
+
+def instances(server) -> set[str]:
+    ec2 = server.truth().ec2()
+    return {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+
+
+# -- the probe instance's own life, against the emulated EC2 (its answers: realism layer) ------------
+
+class Interrupted(Exception):
+    pass
+
+
+def probe_lifecycle(server, tmp_path: Path, monkeypatch, interrupt_after: str | None = None):
+    """Launch the probe instance of an environment built on the emulated EC2 and remove it, as the
+    plugin does (in-process). There are no hosts: the web server's login is taken as given and SSH to
+    the probe never answers. `interrupt_after`: the API call (e.g. "ec2.RunInstances") after which a
+    KeyboardInterrupt strikes, as Ctrl-C or SIGTERM would (awsenv/interrupts.py). Returns
+    (target, host, leftovers, what the probe made, by kind)."""
+    from awsenv.environment import Environment
+    from awsenv.hosts.ssh import Connections, Login
+    from awsenv.provisioning.probe_instance import ProbeInstance
+    from awsenv.targets import make_target
+
+    state = tmp_path / "state"
+    up = provision(server, state, *up_args("probe"))
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+    for key, value in server.env().items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    target = make_target({"target": "aws", "env": "probe", "state_dir": str(state)})
+    target.open(progress=lambda line: None)
+    env = Environment(target)
+    monkeypatch.setattr(Connections, "login", lambda self, role: Login(role, "logged in"))
+
+    def strike(model, **_):
+        if f"{model.service_model.service_name}.{model.name}" == interrupt_after:
+            raise KeyboardInterrupt(interrupt_after)
+    if interrupt_after:
+        target.ec2.meta.events.register("after-call.ec2", strike)
+    host = ProbeInstance(env, progress=lambda line: None)
+    monkeypatch.setattr(ProbeInstance, "_connect_when_up", lambda self: (_ for _ in ()).throw(
+        EnvError("no hosts on the emulated EC2")))
+    try:
+        with pytest.raises(KeyboardInterrupt) if interrupt_after else pytest.raises(NotChecked, match="no hosts"):
+            host.tcp(DB_PRIVATE, 22)
+    finally:
+        if interrupt_after:
+            target.ec2.meta.events.unregister("after-call.ec2", strike)
+        left = host.remove()
+    made = {"instance": host.instance_id, "security-group": host.group_id}
+    return target, host, left, made
+
+
+def probe_resources(server, run_id: str) -> dict[str, list[str]]:
+    """What carries this probe's RunId and still exists (as the account holds it, not EC2's eventual view)."""
+    ec2 = server.truth().ec2()
+    f = [{"Name": "tag:RunId", "Values": [run_id]}]
+    return {"instance": [i["InstanceId"] for r in ec2.describe_instances(Filters=f)["Reservations"]
+                         for i in r["Instances"] if i["State"]["Name"] != "terminated"],
+            "security-group": [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]]}
+
+
+def test_the_probe_instance_is_tagged_ledgered_reached_through_the_web_server_and_removed(aws, tmp_path, monkeypatch):
+    target, host, left, made = probe_lifecycle(aws, tmp_path, monkeypatch)
+    assert not left, left.lines()
+    assert probe_resources(aws, host.run_id) == {"instance": [], "security-group": []}
+    ledger = (tmp_path / "state" / "ledger.jsonl").read_text()
+    assert f'"run": "{host.run_id}"' in ledger and made["instance"] in ledger and made["security-group"] in ledger
+    calls = target.api_calls
+    assert calls["ec2.RunInstances"] == 1 and calls["ec2.TerminateInstances"] == 1 and calls["ec2.DeleteSecurityGroup"] >= 1
+    ec2 = aws.truth().ec2()
+    [probe] = [i for r in ec2.describe_instances(InstanceIds=[made["instance"]])["Reservations"] for i in r["Instances"]]
+    [web] = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:Role", "Values": ["web"]},
+                                                        {"Name": "tag:Env", "Values": ["probe"]},
+                                                        {"Name": "tag:Project", "Values": ["twotier"]}])["Reservations"]
+             for i in r["Instances"]]
+    tags = {t["Key"]: t["Value"] for t in probe["Tags"]}
+    assert {k: tags.get(k) for k in ("Project", "Env", "Role", "RunId")} == {
+        "Project": "twotier", "Env": "probe", "Role": "probe", "RunId": host.run_id} and "ExpiresAt" in tags
+    assert (probe["SubnetId"], probe["ImageId"], probe["KeyName"]) == (web["SubnetId"], web["ImageId"], web["KeyName"])
+    assert not probe.get("PublicIpAddress"), "the probe instance needs no public address: it is reached through the web server"
+    # The environment itself is untouched: the web server and the DB are still running.
+    assert web["State"]["Name"] == "running"
+
+
+@pytest.mark.parametrize("after", ["ec2.CreateSecurityGroup", "ec2.RunInstances"])
+def test_an_interrupted_launch_leaves_nothing_of_the_probe(aws, tmp_path, monkeypatch, after):
+    target, host, left, made = probe_lifecycle(aws, tmp_path, monkeypatch, interrupt_after=after)
+    assert not left, left.lines()
+    assert probe_resources(aws, host.run_id) == {"instance": [], "security-group": []}
