@@ -316,8 +316,9 @@ def negative_verdicts(junit: Path) -> dict[str, tuple[str, str, list[dict]]]:
         if not props:
             continue
         skip = case.find("skipped")
-        if case.find("failure") is not None or case.find("error") is not None:
-            verdict, reason = "violated", (case.find("failure") or case.find("error")).get("message", "")
+        failure = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if failure is not None:
+            verdict, reason = "violated", failure.get("message", "")
         elif skip is not None:
             message = skip.get("message", "")
             verdict = "not applicable" if message.startswith("not applicable: ") else "not checked"
