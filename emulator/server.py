@@ -164,7 +164,8 @@ def unpatch() -> None:
 
 
 # The realism layer's windows in the lab: a twentieth of its defaults (a new ID is "not found" for
-# 75 ms, an instance pending for 0.2 s, a NAT gateway pending for 0.3 s), so a warm local run stays
+# 75 ms, an instance pending for 0.2 s and until its container runs: the daemon's state gate, a NAT
+# gateway pending for 0.3 s), so a warm local run stays
 # fast while every answer and the order of states stay EC2's (any call made right after a create
 # still meets NotFound). A terminated instance's interfaces linger for 0.4 s, long enough that the
 # teardown still meets them in a local run. TWOTIER_EMULATOR_REALISM_SCALE multiplies them again.

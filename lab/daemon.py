@@ -359,6 +359,7 @@ def _serve(args) -> None:
 
     from . import internet
     from .converge import Converger
+    from .power import PowerRecord
 
     state_dir = Path(args.state_dir)
     stopping = threading.Event()
@@ -385,8 +386,12 @@ def _serve(args) -> None:
     region = args.region
     ec2 = boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region).client(
         "ec2", endpoint_url=endpoint, config=Config(retries={"max_attempts": 2}))
+    power = PowerRecord(region)
     conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log,
-                     reboots=api_server.take_reboots)
+                     reboots=api_server.take_reboots, power=power)
+    # The API says running / stopped / terminated only once the converge loop has made it so (power.py):
+    # the aws target stops an instance, waits for `stopped` and finds its web server down, as on EC2.
+    server.realism.hold_states_until(power.reached, log=log)
     conv.internet.ensure()
     # The same API where a regional endpoint is: on the lab's internet, for runners (runner.py).
     internet_endpoint = server.also_at(internet.API_IP, 80, lambda make: netns.in_netns(conv.internet.ns, make))
