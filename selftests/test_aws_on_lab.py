@@ -29,8 +29,7 @@ import pytest
 from lab import names, runner
 from selftests.suite_runner import REPO, Verdicts, run_suite
 
-pytestmark = [pytest.mark.xdist_group("st-awslab"), pytest.mark.local,
-              pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
+pytestmark = [pytest.mark.local, pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
 
 LAB = "st-awslab"
 ENV = "st-awslab"

@@ -25,9 +25,7 @@ from lab import names
 from selftests.readme_blocks import DOCS, SHELLS, blocks, script
 from selftests.suite_runner import REPO
 
-# One worker runs every block, in README order: the blocks build on each other and share one copy.
-pytestmark = [pytest.mark.xdist_group("readme"), pytest.mark.local,
-              pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
+pytestmark = [pytest.mark.local, pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
 
 ALL = blocks(REPO)
 SHELL_BLOCKS = [b for b in ALL if b.lang in SHELLS]
