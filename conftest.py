@@ -1,5 +1,5 @@
 """Loads the suite's plugin (fixtures/): options, verdicts, lifecycle, stages, hosts, changes, the
-policies before a check, fixtures, compliance, report."""
+policies before a check, fixtures, probes, compliance, report."""
 import sys
 
 from awsenv.install import missing_line
@@ -13,6 +13,7 @@ if _missing:
 pytest_plugins = [
     "fixtures.options",
     "fixtures.verdicts",
+    "fixtures.probes",          # before lifecycle, which imports it (run-stats.json's negative_checks)
     "fixtures.lifecycle",
     "fixtures.stages",
     "fixtures.hosts",

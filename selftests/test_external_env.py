@@ -163,12 +163,14 @@ def test_article_end_state_built_by_hand_holds_and_hosts_are_not_checked(tmp_pat
     assert set(v.not_checked) == HOST_CHECKS_IN_FINISHED, (
         f"expected exactly the host checks not checked, found extra {sorted(set(v.not_checked) - HOST_CHECKS_IN_FINISHED)}"
         f" missing {sorted(HOST_CHECKS_IN_FINISHED - set(v.not_checked))}")
-    assert all("loopback" in r or "not probed" in r or "SSH" in r for r in v.not_checked.values()), v.not_checked
+    assert all("loopback" in r or "not probed" in r or "SSH" in r or "--probe-instance" in r
+               for r in v.not_checked.values()), v.not_checked
     # The same vantage-point rule on every negative: nothing "holds" without its control.
     assert "test_ssh_to_db_directly_fails" not in v.passed
     assert "installing stage" in v.not_applicable["test_nat_gateway_in_public_subnet_with_own_eip"]
-    # This target has no host of the neighbour kind: what it can't look at is not checked, not "not applicable".
-    assert "no such vantage point" in v.not_checked["test_other_host_cannot_reach_mariadb"]
+    # This target has no host of the neighbour kind: what it can't look at is not checked, not "not applicable",
+    # and the reason says what would make it checkable.
+    assert "--probe-instance" in v.not_checked["test_other_host_cannot_reach_mariadb"]
     assert {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_private_subnet_has_no_way_out",
             "test_db_allows_only_the_web_server[ssh]", "test_db_allows_nothing_else"} <= v.passed
     report = html.read_text(encoding="utf-8")

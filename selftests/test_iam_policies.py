@@ -227,3 +227,32 @@ def test_mutations_of_instances_are_limited_to_our_tag():
 def test_the_scheduled_workflow_names_the_check_only_policy():
     text = (REPO / "examples" / "scheduled-compliance.yml").read_text()
     assert "examples/iam/check-only.json" in text
+
+
+def test_the_probe_instance_is_allowed_by_its_policy_beside_check_only(aws, tmp_path, monkeypatch):
+    """--probe-instance (a check-only run that launches, reaches and removes a probe instance): what the
+    probe instance's launch and removal call is allowed by check-only.json + probe-instance.json, and
+    probe-instance.json names nothing they don't call. Recorded in-process (selftests/test_negative_probes.py
+    drives the probe instance as the plugin does, the emulated EC2 having no hosts to log in to)."""
+    from selftests.test_negative_probes import probe_lifecycle
+
+    target, _, left, _ = probe_lifecycle(aws, tmp_path, monkeypatch)
+    assert not left, left.lines()
+    made = {name.replace(".", ":", 1) for name in target.api_calls}
+    docs = [policy("check-only.json"), policy("probe-instance.json")]
+    refused = sorted(a for a in made if a not in ALWAYS_ALLOWED and not any(allowed(d, a) for d in docs))
+    assert not refused, f"check-only.json + probe-instance.json do not allow what --probe-instance calls: {refused}"
+    unused = [a for a in listed(policy("probe-instance.json"))
+              if a not in made and a != "ec2:CreateTags"]     # tag-on-create: authorized with each create call
+    assert not unused, f"probe-instance.json names actions --probe-instance doesn't make: {unused}"
+
+
+def test_the_probe_instance_policy_touches_only_what_carries_the_probes_tags():
+    for statement in policy("probe-instance.json")["Statement"]:
+        acts = set(statement["Action"])
+        if acts & {"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"}:
+            assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/Project": "twotier",
+                                                               "aws:ResourceTag/Role": "probe"}}, statement
+        if acts == {"ec2:RunInstances"} and statement["Resource"] == "arn:*:ec2:*:*:instance/*":
+            assert statement["Condition"] == {"StringEquals": {"aws:RequestTag/Project": "twotier",
+                                                               "aws:RequestTag/Role": "probe"}}, statement

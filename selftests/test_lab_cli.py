@@ -29,7 +29,6 @@ from lab import daemon, names, netns, runner
 from lab.internet import VANTAGE_IP
 from selftests.suite_runner import REPO
 
-pytestmark = pytest.mark.xdist_group("st-labcli")     # one lab shared by the module
 LAB = "st-labcli"
 
 

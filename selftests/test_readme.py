@@ -25,9 +25,7 @@ from lab import names
 from selftests.readme_blocks import DOCS, SHELLS, blocks, script
 from selftests.suite_runner import REPO
 
-# One worker runs every block, in README order: the blocks build on each other and share one copy.
-pytestmark = [pytest.mark.xdist_group("readme"), pytest.mark.local,
-              pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
+pytestmark = [pytest.mark.local, pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
 
 ALL = blocks(REPO)
 SHELL_BLOCKS = [b for b in ALL if b.lang in SHELLS]
@@ -55,6 +53,8 @@ def repo_copy():
     pytest's temporary folders (another pytest session may rotate those away while a lab's disks
     are mounted in them). Afterwards, whatever failed: every README environment is taken down and
     every process started from the copy (a lab daemon, an emulator) is ended."""
+    for stale in abandoned_copies():
+        take_down(stale)
     mine = labs_running(README_ENVS)
     assert not mine, (f"this machine runs a local environment named {', '.join(mine)}: the README's commands "
                       "use those names; remove yours first (provision.py down --env NAME)")
@@ -70,14 +70,26 @@ def repo_copy():
         yield copy
     finally:
         left = labs_running(README_ENVS)
-        for env in README_ENVS:
-            subprocess.run([str(REPO / ".venv/bin/python"), "provision.py", "down", "--env", env], cwd=copy,
-                           capture_output=True, env=dict(CLEAN_ENV), timeout=300)
-        for pid in started_from(copy):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        shutil.rmtree(copy.parent, ignore_errors=True)
+        take_down(copy)
     assert not left, f"the README's commands left a local environment running: {left}"
+
+
+def take_down(copy: Path) -> None:
+    """Every README environment of a copy taken down, every process started from it ended, the copy removed."""
+    for env in README_ENVS:
+        subprocess.run([str(REPO / ".venv/bin/python"), "provision.py", "down", "--env", env], cwd=copy,
+                       capture_output=True, env=dict(CLEAN_ENV), timeout=300)
+    for pid in started_from(copy):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(copy.parent, ignore_errors=True)
+
+
+def abandoned_copies() -> list[Path]:
+    """Copies an interrupted README test left (the machine stopped mid-run: its labs still up), which
+    nothing runs from any more. Only this test's own folders: a user's environment stays refused."""
+    return [c for c in Path(tempfile.gettempdir()).glob("twotier-readme-*/twotier")
+            if (c / "provision.py").is_file() and not started_from(c)]
 
 
 def started_from(folder: Path) -> list[int]:

@@ -78,28 +78,34 @@ class FakeVantage(Vantage):
 
 def test_a_negative_without_an_answering_control_is_not_checked():
     probe = Probe.__new__(Probe)
+    probe.record = []
     silent = FakeVantage({})
-    with pytest.raises(NotChecked, match="the control .* did not answer"):
-        probe.closed(silent, Endpoint("web", "198.51.100.10", 80), [Endpoint("db", "198.51.100.11", 22)])
-    assert silent.asked == [("198.51.100.10", 80)]          # the negative was never taken for proof
+    neg = probe.closed(silent, probe.controls("web", "198.51.100.10"), [Endpoint("db", "198.51.100.11", 22)])
+    assert "no control answered" in neg.unchecked and not neg.proven
+    assert silent.asked == [("198.51.100.10", 80), ("198.51.100.10", 22)]   # the negative was never taken for proof
+    with pytest.raises(NotChecked, match="no control answered"):
+        probe.conclude(neg)
 
 
 def test_a_negative_beside_its_control_counts_and_names_what_opened():
     v = FakeVantage({("198.51.100.10", 80): "open", ("198.51.100.12", 22): "open"})
     probe = Probe.__new__(Probe)
+    probe.record = []
     neg = probe.closed(v, Endpoint("web", "198.51.100.10", 80),
                        [Endpoint("db", "198.51.100.11", 22), Endpoint("nat", "198.51.100.12", 22)])
     assert neg.opened == ["nat 198.51.100.12:22"]
     assert "control web 198.51.100.10:80: open" in "\n".join(neg.evidence())
+    assert probe.record == [neg]
 
 
-def test_a_vantage_point_the_target_lacks_is_optional_or_not_applicable():
+def test_a_vantage_point_the_target_lacks_leaves_the_negative_unchecked_with_the_reason():
     v = FakeVantage({("10.0.1.4", 80): NotApplicable("no neighbour on this target")})
     probe = Probe.__new__(Probe)
-    neg = probe.closed(v, Endpoint("web", "10.0.1.4", 80), [], optional=True)
-    assert neg.unavailable and not neg.opened
-    with pytest.raises(NotApplicable):
-        probe.closed(v, Endpoint("web", "10.0.1.4", 80), [])
+    probe.record = []
+    neg = probe.closed(v, Endpoint("web", "10.0.1.4", 80), [Endpoint("db", "10.0.2.5", 22)])
+    assert neg.unchecked == "no neighbour on this target" and not neg.opened
+    with pytest.raises(NotChecked, match="no neighbour"):
+        probe.conclude(neg)
 
 
 APT = """+0000

@@ -106,25 +106,24 @@ def db_public_addresses(snap) -> list[str]:
 
 
 @pytest.mark.host("web", "db")
+@pytest.mark.negative
 @pytest.mark.article("4.4")
 @pytest.mark.fails_on("db-reachable-from-internet")
-def test_ssh_to_db_directly_fails(snap, probe, verdict, evidence):
+@pytest.mark.fails_on_with_hosts("db-ssh-open-to-world")
+def test_ssh_to_db_directly_fails(snap, probe, evidence):
     E = probe.Endpoint
     # From the internet: every public address the DB has (none, as it should be), beside the web
-    # server's HTTP port, which must answer from there.
-    outside = probe.closed(probe.internet, E("the web server's Elastic IP", snap.web.public_ip, 80),
+    # server's ports (any that answers) from there.
+    outside = probe.closed(probe.internet, probe.controls("the web server's Elastic IP", snap.web.public_ip),
                            [E("the DB's public address", ip, 22) for ip in db_public_addresses(snap)])
     evidence("SSH to the DB from the internet", outside.evidence())
-    # From inside the VPC, a host that is not the web server: its neighbour in the public subnet.
-    inside = probe.closed(probe.neighbour, E("the web server's private address", snap.web.private_ip, 80),
-                          [E("the DB's private address", snap.db.private_ip, 22)], optional=True)
-    evidence("SSH to the DB from a neighbour in the public subnet", inside.evidence())
+    # From inside the VPC, a host that is not the web server (nor in its groups), in the public subnet.
+    inside = probe.closed(probe.inside, probe.controls("the web server's private address", snap.web.private_ip),
+                          [E("the DB's private address", snap.db.private_ip, 22)])
+    evidence("SSH to the DB from another host in the public subnet", inside.evidence())
     opened = outside.opened + inside.opened
     assert not opened, f"expected SSH to the DB to work only through the web server, found it open at {opened}"
-    if not outside.probes and not inside.probes:
-        # Only controls answered: nothing tried the DB, so nothing was proven about it.
-        verdict.not_checked(f"not probed: the DB has no public address to try from the internet, and "
-                            f"{inside.unavailable}; the rules (4.2) say who may connect")
+    probe.conclude(outside, inside)
 
 
 @pytest.mark.api
@@ -190,17 +189,33 @@ def test_db_egress_leaves_through_nat_eip(conns, snap, probe, verdict, evidence)
 
 
 @pytest.mark.host("web", "db")
+@pytest.mark.negative
 @pytest.mark.stage("installing")
 @pytest.mark.article("4.6")
 @pytest.mark.parametrize("port", [pytest.param(22, marks=pytest.mark.fails_on("db-reachable-from-internet")),
                                   pytest.param(3306, marks=pytest.mark.fails_on("db-reachable-from-internet"))])
-def test_internet_cannot_open_connection_to_db(snap, probe, port, verdict, evidence):
+def test_internet_cannot_open_connection_to_db(snap, conns, probe, port, evidence):
     E = probe.Endpoint
+    # Where the internet could meet the DB: its own public addresses, and the environment's public host,
+    # the web server, which could hand the DB's port on. The NAT gateway's address is the one the DB's
+    # traffic leaves from; it never accepts a connection from outside, so its silence is shown, not counted.
     endpoints = [E("the DB's public address", ip, port) for ip in db_public_addresses(snap)]
-    endpoints += [E(f"NAT gateway {n.id}'s Elastic IP", ip, port) for n in snap.live_nat_gateways for ip in n.public_ips]
-    negative = probe.closed(probe.internet, E("the web server's Elastic IP", snap.web.public_ip, 80), endpoints)
+    endpoints.append(E("the web server's Elastic IP", snap.web.public_ip, port))
+    endpoints += [E(f"NAT gateway {n.id}'s Elastic IP", ip, port,
+                    proves_nothing="a NAT gateway never accepts a connection from outside: not counted")
+                  for n in snap.live_nat_gateways for ip in n.public_ips]
+    negative = probe.closed(probe.internet, probe.controls("the web server's Elastic IP", snap.web.public_ip),
+                            endpoints)
+    if port == 22:
+        # The web server's own sshd answers at its address by design (2.5): the DB only if it shows the
+        # DB's host key (the one its sshd showed through the web server).
+        for tried in [t for t in negative.probes if t.opened]:
+            seen, db_key = probe.ssh_host_key(tried.address), conns.host_key("db")
+            if seen != db_key:
+                negative.answered_by_another(tried, f"an sshd with host key {seen}, not the DB's {db_key}")
     evidence("from the internet", negative.evidence())
     assert not negative.opened, f"expected no connection from the internet to the DB, found open: {negative.opened}"
+    probe.conclude(negative)
 
 
 @pytest.mark.host
@@ -261,15 +276,14 @@ def test_web_server_gets_mariadb_greeting(mariadb_greeting, snap, evidence):
 
 
 @pytest.mark.host("web", "db")
+@pytest.mark.negative
 @pytest.mark.article("4.7")
 @pytest.mark.fails_on("db-3306-open-to-world", "db-3306-from-public-subnet",
                       "db-reachable-from-internet")
-def test_other_host_cannot_reach_mariadb(snap, probe, verdict, evidence):
+def test_other_host_cannot_reach_mariadb(snap, probe, evidence):
     E = probe.Endpoint
-    negative = probe.closed(probe.neighbour, E("the web server's private address", snap.web.private_ip, 80),
-                            [E("MariaDB on the DB's private address", snap.db.private_ip, 3306)], optional=True)
+    negative = probe.closed(probe.inside, probe.controls("the web server's private address", snap.web.private_ip),
+                            [E("MariaDB on the DB's private address", snap.db.private_ip, 3306)])
     evidence("from another host in the public subnet", negative.evidence())
-    if negative.unavailable:
-        # Another host could well reach it: only one outside the web server's groups can show that it can't.
-        verdict.not_checked(f"not probed from another host: {negative.unavailable}; the rules (4.2) say who may connect")
     assert not negative.opened, f"expected MariaDB closed to other hosts, found it open at {negative.opened}"
+    probe.conclude(negative)

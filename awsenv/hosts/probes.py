@@ -2,15 +2,24 @@
 
 A probe says "open", "refused", "timeout" or "unreachable (...)". A closed port proves nothing by
 itself: from a vantage point that reaches nothing, everything looks closed. So a negative counts
-only when, from the same vantage point in the same run, a control that should answer did answer
-(`Probe.closed`); otherwise the check is "not checked", never "holds".
+only when, from the same vantage point in the same run, a control answered (any of the ports it is
+given: the web server's 80, else its 22), and a probe that could have reached the subject was made
+and failed (`Probe.closed`, then `Probe.conclude`). Otherwise the check is "not checked", saying
+what would make it checkable, never "holds". Every negative a check makes is kept in `Probe.record`
+(the plugin puts it in reports/run-stats.json, per check, and refuses a "holds" without one).
 
 Vantage points, and where each means something:
 - the internet: the target's own (the lab's internet on local, this runner on aws). Public
   addresses only: a private address probed from a runner tests the runner's own network, and a
   "public" address in loopback (moto hands out 127.x) is this machine, so neither is ever probed.
-- a neighbour: another host in the public subnet with no security group (where the target has one).
+- inside the VPC, outside the web server's groups (`Probe.inside`): a host in the public subnet.
+  The local target has one of its own (the lab's neighbour namespace, no security group); on aws it
+  is a probe instance launched for the run (--probe-instance, awsenv/provisioning/probe_instance.py),
+  else it is missing and the checks that need it say so.
 - a host of the environment: through its SSH connection, with bash's /dev/tcp (inside the VPC).
+Inside the VPC a refused port is an answer of the host itself (security groups drop, they never
+reset), so it serves as a control there; from the internet only an open port does (a runner's own
+network may refuse on the host's behalf).
 """
 from __future__ import annotations
 
@@ -20,8 +29,12 @@ import ipaddress
 import re
 import shlex
 import socket
-from dataclasses import dataclass, field
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from typing import TypeAlias
+
+import paramiko
 
 from ..errors import one_line
 from ..targets import Target
@@ -32,6 +45,10 @@ from ..verdict import NotApplicable, NotChecked
 NOT_PUBLIC = [ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
     "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7", "::/128")]
+# A host name bash may look up for /dev/tcp (the echo service's): letters, digits, dots and dashes only.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+# The ports a control is tried on, in turn, until one answers: the web server's HTTP, then its SSH.
+CONTROL_PORTS = (80, 22)
 
 
 def not_public_reason(address: str | None) -> str | None:
@@ -55,6 +72,9 @@ class Endpoint:
     label: str            # "the web server's Elastic IP", "the DB's private address"
     address: str
     port: int
+    # Why this endpoint's silence proves nothing, when it can't answer whatever the environment says
+    # (a NAT gateway never accepts a connection from outside): probed and shown, never counted.
+    proves_nothing: str = ""
 
     def __str__(self) -> str:
         return f"{self.label} {self.address}:{self.port}"
@@ -67,8 +87,10 @@ CONTROL_TIMEOUT = 3.0
 
 class Vantage:
     """Where a probe starts. tcp() answers an outcome, or raises NotChecked / NotApplicable when
-    this vantage point can't probe that address at all."""
+    this vantage point can't probe that address at all. `refusal_answers`: a refused port is the
+    host's own answer from here (inside the VPC), so it serves as a control."""
     name = "?"
+    refusal_answers = False
 
     def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
         raise NotImplementedError
@@ -87,7 +109,9 @@ class InternetVantage(Vantage):
 
 
 class NeighbourVantage(Vantage):
-    """A host in the public subnet outside the web server's groups (the lab's public probe)."""
+    """A host in the public subnet outside the web server's groups that the target has of its own
+    (the lab's neighbour namespace, with no security group)."""
+    refusal_answers = True
 
     def __init__(self, target: Target):
         self._target = target
@@ -97,17 +121,34 @@ class NeighbourVantage(Vantage):
         return _socket_outcome(self._target, address, port, "public-probe", self.name, timeout)
 
 
-class HostVantage(Vantage):
-    """A host of the environment, through its SSH connection: inside the VPC, as the host sees it."""
+class MissingVantage(Vantage):
+    """A vantage point this run doesn't have: every probe from it is "not checked", with the reason
+    (and what would make it checkable)."""
 
-    def __init__(self, hosts, role: str, timeout: float = 3.0):
-        self._hosts, self._role, self._timeout = hosts, role, timeout
-        self.name = f"the {role} server"
+    def __init__(self, name: str, reason: str):
+        self.name, self._reason = name, reason
 
     def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
-        ipaddress.ip_address(address)     # never a word that reaches a shell unchecked
-        command = f"timeout {timeout or self._timeout:g} bash -c {shlex.quote(f'</dev/tcp/{address}/{port}')}"
-        result = self._hosts.execute(self._role, command)
+        raise NotChecked(self._reason)
+
+
+class HostVantage(Vantage):
+    """A host through its SSH connection (`run(command)` -> Result): inside the VPC, as the host sees it."""
+    refusal_answers = True
+
+    def __init__(self, run: Callable, name: str, timeout: float = 3.0):
+        self._run, self._timeout = run, timeout
+        self.name = name
+
+    def tcp(self, address: str, port: int, timeout: float | None = None) -> str:
+        # Never a word that reaches a shell unchecked: an IP address, or a plain host name.
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            if not HOST_NAME.fullmatch(address):
+                raise ValueError(f"not an address or host name: {address!r}") from None
+        command = f"timeout {timeout or self._timeout:g} bash -c {shlex.quote(f'</dev/tcp/{address}/{int(port)}')}"
+        result = self._run(command)
         if result.rc == 0:
             return "open"
         if result.rc == 124:
@@ -139,23 +180,78 @@ def _socket_outcome(target: Target, address: str, port: int, origin: str, name: 
 
 
 @dataclass
+class Tried:
+    """One probe of a negative: where to, what it met, and whether its failure counts as proof."""
+    endpoint: str
+    address: str
+    port: int
+    outcome: str
+    counts: bool = True           # it could have reached the subject (see Endpoint.proves_nothing)
+    note: str = ""                # why it doesn't count, or who answered instead of the subject
+
+    @property
+    def opened(self) -> bool:
+        """It reached the subject: a connection opened, and nothing showed it was another host."""
+        return self.outcome == "open" and not self.note
+
+    @property
+    def proves(self) -> bool:
+        """It could have reached the subject and did not."""
+        return self.counts and not self.opened
+
+    def line(self) -> str:
+        return f"  {self.endpoint}: {self.outcome}" + (f" ({self.note})" if self.note else "")
+
+
+@dataclass
 class Negative:
-    """A negative proven from one vantage point: the control that answered, and every probe."""
+    """A negative from one vantage point: the controls tried (the first that answered decides), every
+    probe, and `unchecked`: why it proves nothing from there (no such vantage point, no control answered)."""
     vantage: str
-    control: str
-    probes: dict[str, str] = field(default_factory=dict)      # endpoint -> outcome
-    unavailable: str = ""         # the target has no such vantage point (an optional part, left out)
+    controls: list[str] = field(default_factory=list)       # "endpoint: outcome", in the order tried
+    control: str = ""                                        # the one that answered
+    probes: list[Tried] = field(default_factory=list)
+    unchecked: str = ""
 
     @property
     def opened(self) -> list[str]:
-        return [e for e, outcome in self.probes.items() if outcome == "open"]
+        return [t.endpoint for t in self.probes if t.opened]
+
+    @property
+    def proven(self) -> list[Tried]:
+        return [t for t in self.probes if t.proves] if not self.unchecked else []
+
+    def answered_by_another(self, tried: Tried, who: str) -> None:
+        """An open probe reached another host, not the subject (told apart by what answered)."""
+        tried.note = who
 
     def evidence(self) -> list[str]:
-        if self.unavailable:
-            return [f"from {self.vantage}: not probed ({self.unavailable})"]
-        return ([f"from {self.vantage}:", f"  control {self.control}: open (this vantage point reaches what it should)"]
-                + [f"  {e}: {o}" for e, o in self.probes.items()]
-                + ([] if self.probes else ["  (nothing to probe)"]))
+        if self.unchecked and not self.controls:
+            return [f"from {self.vantage}: not probed ({self.unchecked})"]
+        lines = [f"from {self.vantage}:"]
+        lines += [f"  control {c}" + (" (answered: this vantage point reaches what it should)" if c == self.control
+                                      else "") for c in self.controls]
+        if self.unchecked:
+            return lines + [f"  not probed: {self.unchecked}"]
+        return lines + ([t.line() for t in self.probes] or ["  (nothing to probe)"])
+
+    def as_record(self) -> dict:
+        return {"vantage": self.vantage, "controls": self.controls, "control": self.control,
+                "probes": [asdict(t) for t in self.probes], "unchecked": self.unchecked}
+
+
+def unproven(record: Iterable[Negative]) -> str | None:
+    """Why these negatives prove nothing (None when they prove it): a vantage point that was missing or
+    whose control did not answer, or no probe that could have reached the subject made beside its control."""
+    negatives = list(record)
+    for n in negatives:
+        if n.unchecked:
+            return n.unchecked
+    if not any(n.proven for n in negatives):
+        tried = [t.line().strip() for n in negatives for t in n.probes]
+        return ("no probe that could have reached the subject was made beside a control that answered"
+                + (f" (probed: {'; '.join(tried)})" if tried else " (nothing to probe)"))
+    return None
 
 
 @dataclass
@@ -236,13 +332,15 @@ class Site:
 
 class Probe:
     """The vantage points as the checks use them: TCP, HTTP and DNS from outside the VPC, from a
-    neighbour in the public subnet, or from a host of the environment."""
+    host inside it outside the web server's groups (`inside`), or from a host of the environment.
+    `record`: every negative proven (or not) through this object, for the check that uses it."""
     Endpoint: TypeAlias = Endpoint      # what a check probes: probe.Endpoint(label, address, port)
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target, inside: Vantage | None = None, record: list[Negative] | None = None):
         self._target = target
         self.internet = InternetVantage(target)
-        self.neighbour = NeighbourVantage(target)
+        self.inside = inside or _own_inside(target)
+        self.record: list[Negative] = [] if record is None else record
 
     @property
     def available(self) -> bool:
@@ -262,27 +360,63 @@ class Probe:
         return self._target.probe_timeout
 
     def through(self, hosts, role: str) -> HostVantage:
-        return HostVantage(hosts, role)
+        return HostVantage(lambda command: hosts.execute(role, command), f"the {role} server")
 
-    def closed(self, vantage: Vantage, control: Endpoint, endpoints: list[Endpoint],
-               optional: bool = False) -> Negative:
-        """Probe the control, then each endpoint, all from one vantage point. Raises NotChecked when
-        the control did not answer (a closed port would prove nothing from there) or an endpoint
-        can't be probed from there; the caller asserts that nothing in `.opened`. optional: a target
-        without this vantage point gives a Negative with `.unavailable` set instead of raising."""
+    @staticmethod
+    def controls(label: str, address: str | None, ports: tuple[int, ...] = CONTROL_PORTS) -> list[Endpoint]:
+        """A host's ports to try as the control, in turn, until one answers (any port that answers will do)."""
+        return [Endpoint(label, address or "", port) for port in ports]
+
+    def closed(self, vantage: Vantage, controls: Endpoint | list[Endpoint], endpoints: list[Endpoint]) -> Negative:
+        """From one vantage point: the controls in turn until one answers, then each endpoint. Never
+        raises for the vantage point's sake: a missing vantage point, or one where no control answered,
+        leaves `.unchecked` set (so what opened from elsewhere is still seen); `conclude` then says the
+        check is not checked. With nothing to probe, no control is tried. The caller asserts that
+        nothing is in `.opened`, then calls `conclude`."""
+        negative = Negative(vantage.name)
+        self.record.append(negative)
+        if not endpoints:
+            return negative
         try:
-            outcome = vantage.tcp(control.address, control.port, timeout=CONTROL_TIMEOUT)
-        except NotApplicable as exc:
-            if not optional:
-                raise
-            return Negative(vantage.name, str(control), unavailable=str(exc))
-        if outcome != "open":
-            raise NotChecked(f"from {vantage.name}, the control {control} did not answer ({outcome}), so a closed "
-                             "port proves nothing from there")
-        result = Negative(vantage.name, str(control))
-        for e in endpoints:
-            result.probes[str(e)] = vantage.tcp(e.address, e.port)
-        return result
+            for c in [controls] if isinstance(controls, Endpoint) else controls:
+                outcome = vantage.tcp(c.address, c.port, timeout=CONTROL_TIMEOUT)
+                negative.controls.append(f"{c}: {outcome}")
+                if outcome == "open" or (outcome == "refused" and vantage.refusal_answers):
+                    negative.control = negative.controls[-1]
+                    break
+            if not negative.control:
+                negative.unchecked = (f"from {vantage.name}, no control answered ({'; '.join(negative.controls)}), "
+                                      "so a closed port proves nothing from there")
+                return negative
+            for e in endpoints:
+                negative.probes.append(Tried(str(e), e.address, e.port, vantage.tcp(e.address, e.port),
+                                             counts=not e.proves_nothing, note=e.proves_nothing))
+        except (NotChecked, NotApplicable) as exc:
+            negative.unchecked = str(exc)
+        return negative
+
+    def conclude(self, *negatives: Negative) -> None:
+        """After the check found nothing open: NotChecked unless every vantage point it needed was there
+        and a probe that could have reached the subject failed beside a control that answered."""
+        reason = unproven(negatives or self.record)
+        if reason:
+            raise NotChecked(reason)
+
+    def ssh_host_key(self, address: str) -> str:
+        """The SSH host key (type and fingerprint) of the sshd answering at address:22 from the internet."""
+        self.require_public(address, "SSH host key not read from the internet")
+        self._target.probes_made.append(("tcp", address, 22, "internet", CONTROL_TIMEOUT))
+        try:
+            transport = paramiko.Transport(self._target.connect(address, 22, timeout=CONTROL_TIMEOUT))
+        except (OSError, NotImplementedError) as exc:
+            raise NotChecked(f"the sshd at {address}:22 could not be asked for its host key: {one_line(exc)}") from None
+        try:
+            transport.start_client(timeout=15)
+            return key_text(transport.get_remote_server_key())
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise NotChecked(f"the sshd at {address}:22 gave no host key: {one_line(exc) or type(exc).__name__}") from None
+        finally:
+            transport.close()
 
     def tcp(self, address: str, port: int, control: bool = False) -> str:
         """One probe from the internet (public addresses only); a control waits longer for its answer."""
@@ -358,6 +492,17 @@ class Probe:
     def echo_url(self) -> str:
         return self._target.echo_url()
 
+    def echo_endpoint(self) -> Endpoint:
+        """The echo service as an endpoint a host can probe: its address as the internet resolves it."""
+        url = urllib.parse.urlsplit(self.echo_url())
+        host, port = url.hostname or "", url.port or 80
+        if not_public_reason(host) is None:
+            return Endpoint("the echo service", host, port)
+        addresses = self.resolve(host)
+        if not addresses:
+            raise NotChecked(f"the echo service's name {host} does not resolve from the internet")
+        return Endpoint(f"the echo service ({host})", addresses[0], port)
+
     def package_fetches(self, sources: list[str], package: str, since=None) -> Fetches:
         """Who fetched a package's files, by the access log of the package source that offers one.
 
@@ -404,6 +549,17 @@ class Probe:
         except EnvError:
             return None
         return f"GET http://{address}/ answered {seen[-1]}"
+
+
+def key_text(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def _own_inside(target: Target) -> Vantage:
+    """The target's own host inside the VPC outside the web server's groups, or the missing one."""
+    if target.neighbour:
+        return NeighbourVantage(target)
+    return MissingVantage("a host inside the VPC outside the web server's groups", target.neighbour_reason)
 
 
 class _Conn(http.client.HTTPConnection):

@@ -38,7 +38,7 @@ from ..verdict import NotChecked
 from ..waits import wait_until
 from . import packages
 from .os_table import OsFamily, classify_os_release
-from .probes import not_public_reason
+from .probes import key_text, not_public_reason
 
 PIN_FILE = "twotier-known-hosts"    # a name of our own: never a user's known_hosts
 SSH_CONFIG_HEADER = "# twotier environment"
@@ -294,6 +294,15 @@ class Connections:
         except (OSError, paramiko.SSHException, EOFError, EnvError) as exc:
             raise HostUnreachable(f"the SSH connection to the {role} server failed during the command: "
                                   f"{one_line(exc) or type(exc).__name__}") from None
+
+    def host_key(self, role: str) -> str:
+        """The host key (type and fingerprint) the role's sshd showed this run's connection (HostUnreachable
+        if the host can't be logged in to)."""
+        self._reach(role)
+        try:
+            return key_text(transport_of(getattr(self, role)()).get_remote_server_key())
+        except (OSError, paramiko.SSHException, EnvError) as exc:
+            raise HostUnreachable(f"the SSH connection to the {role} server failed: {one_line(exc)}") from None
 
     def package_installs(self, role: str, package: str) -> packages.Installs:
         """When the host's package manager installed a package, and its configured sources."""

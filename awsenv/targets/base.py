@@ -47,6 +47,9 @@ class Target:
     probe_timeout = 3.0       # how long a negative reachability probe waits for a SYN-ACK
     answer_timeout = 10.0     # how long SSH gets to reach a host's port 22 before the host is judged unreachable
     admin_cidr_default: str | None = None
+    # A host of the target's own inside the VPC, in the public subnet and outside the web server's
+    # groups (the lab's neighbour namespace): where "no other host can connect" is probed from.
+    neighbour = False
     # How this target's API is polled and retried (AWS: "Eventual consistency in the Amazon EC2 API"
     # asks for exponential backoff "up to a few minutes"; EC2's states change in seconds to minutes).
     poll_delay = 5.0               # the longest wait between two polls of a state (waits back off up to it)
@@ -68,6 +71,15 @@ class Target:
         self._session: boto3.Session | None = None
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
+
+    @property
+    def neighbour_reason(self) -> str:
+        """Why the target has no neighbour of its own, and what gives one ("" when it has one)."""
+        if self.neighbour:
+            return ""
+        return (f"target {self.name} has no host inside the VPC outside the web server's groups; --probe-instance "
+                "launches one for the run (a short-lived instance in the public subnet, in a security group of its "
+                "own, removed at the end)")
 
     # -- decisions --------------------------------------------------------------------------
     @classmethod

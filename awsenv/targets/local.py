@@ -24,6 +24,7 @@ class LocalTarget(Target):
     probe_timeout = 0.5       # veths on one machine answer in well under a millisecond
     answer_timeout = 3.0      # a first contact may wait ~0.8 s for proxy ARP; 3 s of silence is dropped traffic
     admin_cidr_default = LAB_ADMIN_CIDR
+    neighbour = True          # the lab's neighbour namespace in the public subnet (lab/vantage.py, public-probe)
     # The lab's API answers as EC2 does (emulator/realism/: eventual consistency, pending/stopping/
     # shutting-down, lingering interfaces), with its windows scaled down to fractions of a second.
     poll_delay = 0.5
