@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import EnvError
 
@@ -28,11 +29,13 @@ class OsFamily:
                             # after every file the distribution's packages put there (the last value read wins)
     web_docroot: str
     ssh_service: str
+    install_logs: tuple[str, ...]   # where the package manager records installs (4.7's evidence)
 
 
 _APT = "sudo DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Use-Pty=0 -qq"
-_RHEL_LIKE = dict(refresh="true", web_package="httpd", web_service="httpd", db_service="mariadb",
-                  db_config_file="/etc/my.cnf.d/zz-twotier.cnf", web_docroot="/var/www/html", ssh_service="sshd")
+_RHEL_LIKE: dict[str, Any] = dict(refresh="true", web_package="httpd", web_service="httpd", db_service="mariadb",
+                  db_config_file="/etc/my.cnf.d/zz-twotier.cnf", web_docroot="/var/www/html", ssh_service="sshd",
+                  install_logs=("/var/log/dnf.rpm.log",))
 
 OS_FAMILIES = {
     "debian": OsFamily(
@@ -40,7 +43,8 @@ OS_FAMILIES = {
         web_package="apache2", web_service="apache2", db_package="mariadb-server", db_service="mariadb",
         db_client="mariadb", db_client_package="mariadb-client",
         db_config_file="/etc/mysql/mariadb.conf.d/zz-twotier.cnf",
-        web_docroot="/var/www/html", ssh_service="ssh"),
+        web_docroot="/var/www/html", ssh_service="ssh",
+        install_logs=("/var/log/apt/history.log", "/var/log/dpkg.log")),
     "amazon-linux-2023": OsFamily(
         name="amazon-linux-2023", install="sudo dnf -q -y install", remove="sudo dnf -q -y remove",
         db_package="mariadb105-server", db_client="mariadb", db_client_package="mariadb105", **_RHEL_LIKE),

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from dataclasses import dataclass, field
 
-COMMAND = ("date +%z; for f in /var/log/apt/history.log /var/log/dpkg.log /var/log/dnf.rpm.log; do "
-           "if sudo -n test -r \"$f\"; then echo \"==> $f\"; sudo -n cat \"$f\"; fi; done; echo '==> sources'; "
-           "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null; "
-           "grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources; "
-           "grep -hs '^\\(baseurl\\|mirrorlist\\)' /etc/yum.repos.d/*.repo; true")
+
+def command(install_logs: tuple[str, ...]) -> str:
+    """One host command: the host's UTC offset, each of the OS family's install logs (os_table.py)
+    under a `==> PATH` line, then its configured package sources."""
+    logs = " ".join(shlex.quote(f) for f in install_logs)
+    return (f"date +%z; for f in {logs}; do "
+            "if sudo -n test -r \"$f\"; then echo \"==> $f\"; sudo -n cat \"$f\"; fi; done; echo '==> sources'; "
+            "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null; "
+            "grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources; "
+            "grep -hs '^\\(baseurl\\|mirrorlist\\)' /etc/yum.repos.d/*.repo; true")
 
 
 @dataclass

@@ -306,7 +306,8 @@ class Connections:
 
     def package_installs(self, role: str, package: str) -> packages.Installs:
         """When the host's package manager installed a package, and its configured sources."""
-        return packages.parse(self.execute(role, packages.COMMAND).stdout, package)
+        logs = self.os_family(role).install_logs
+        return packages.parse(self.execute(role, packages.command(logs)).stdout, package)
 
     def os_family(self, role: str) -> OsFamily:
         """The host's OS family, read from its /etc/os-release once (never guessed from an image name)."""

@@ -390,7 +390,8 @@ def _sshd_drop_in(env, role: str, line: str | None) -> None:
     # sshd takes the first value it reads, and 00- sorts before every other drop-in.
     path = "/etc/ssh/sshd_config.d/00-drift.conf"
     write = f"echo '{line}' | sudo tee {path} >/dev/null" if line else f"sudo rm -f {path}"
-    _host(env, role, f"{write} && sudo systemctl reload ssh 2>/dev/null || sudo systemctl reload sshd")
+    # One service name from the OS table, and && alone: a failed write is a failed drift, never "applied".
+    _host(env, role, f"{write} && sudo systemctl reload {_os(env, role).ssh_service}")
 
 
 def _sshd_setting(role: str, line: str) -> tuple[Callable, Callable]:
