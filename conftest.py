@@ -14,6 +14,7 @@ pytest_plugins = [
     "fixtures.options",
     "fixtures.verdicts",
     "fixtures.lifecycle",
+    "fixtures.fleet",
     "fixtures.stages",
     "fixtures.hosts",
     "fixtures.changes",
