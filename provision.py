@@ -8,6 +8,9 @@
     .venv/bin/python provision.py drifts                          # the drift catalogue
     .venv/bin/python provision.py drift NAME [--revert] [--env NAME]
     .venv/bin/python provision.py sweep --older-than 2h [--target ...]   # remove expired/old environments
+    eval "$(.venv/bin/python provision.py lab start [--env NAME])"   # a bare local lab, this shell pointed at it
+    .venv/bin/python provision.py lab status|stop [--env NAME]
+    .venv/bin/python provision.py lab run [--env NAME] [--as 198.51.100.7] -- COMMAND...   # on the lab's internet
 Errors are one line on stderr and a non-zero exit; nothing half-built is left behind by `up`.
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import signal
 import stat
 import sys
+from typing import Any
 
 from awsenv.install import missing_line
 
@@ -56,9 +60,14 @@ def parse(argv):
         "drift": "apply one drift to a kept environment (or --revert it)",
         "sweep": "remove every environment of this project (tag Project=twotier) that expired (tag ExpiresAt) "
                  "or was created longer ago than --older-than; NAT gateways and Elastic IPs first",
+        "lab": "a bare local lab to build in by hand (its API, data plane, internet and mirror; nothing built): "
+               "start, status, stop, or run a command on its internet where a CI runner stands",
     }
     for name, help_text in cmds.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "lab":
+            lab_parser(sp)
+            continue
         if name == "drifts":
             continue
         for o in OPTIONS:
@@ -89,6 +98,40 @@ def parse(argv):
                             help="remove environments created longer ago than this: 30m, 2h, 1d, 1h30m")
             sp.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     return p.parse_args(argv)
+
+
+LAB_ACTIONS = {
+    "start": "start it (or find it running) and print the shell variables that point the AWS CLI and boto3 at "
+             "its API: `eval \"$(provision.py lab start)\"` (on a terminal the secret is not shown); writes "
+             "STATE_DIR/lab.ssh_config, OpenSSH's way to any host launched in it",
+    "status": "whether it runs: its API's endpoints, region, namespaces, containers, runners (exit 1: not running)",
+    "stop": "remove it and everything it holds (namespaces, hosts, disks, runners); prints the variables to "
+            "unset (`eval \"$(provision.py lab stop)\"`)",
+    "run": "run COMMAND where a CI runner stands: a namespace of its own on the lab's internet at --as, its "
+           "resolv.conf naming the lab's DNS, AWS_ENDPOINT_URL the lab's API there, with the lab's credentials "
+           "and region (the aws target's own code, against real hosts); exits with COMMAND's status",
+}
+
+
+def lab_parser(sp) -> None:
+    actions = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    by_name = {o.name: o for o in OPTIONS}
+    for action, help_text in LAB_ACTIONS.items():
+        a = actions.add_parser(action, help=help_text, description=help_text)
+        for name in ("env", "state-dir") + (("region",) if action == "start" else ()):
+            o = by_name[name]
+            a.add_argument(f"--{name}", dest=o.dest, default=None,
+                           help=o.help + (f" [default: {o.default}]" if o.default else ""))
+        if action == "run":
+            from awsenv.targets import target_class
+
+            lab: Any = target_class("local")     # the lab's own commands: the local target's alone
+            default, first, last = lab.runner_addresses()
+            a.add_argument("--as", dest="address", default=default, metavar="ADDRESS",
+                           help=f"the runner's address on the lab's internet, {first}-{last} (give it "
+                                f"as --admin-cidr ADDRESS/32 to let it SSH in) [default: {default}]")
+            a.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
+                           help="the command and its arguments, after --")
 
 
 def environment_of(args):
@@ -360,12 +403,111 @@ def cmd_drift(args) -> int:
     return 0
 
 
+# What `lab start` exports (the target's variables, plus no instance metadata) and unsets (a real
+# account's profile or session token would win over the lab's keys).
+LAB_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+NO_METADATA = {"AWS_EC2_METADATA_DISABLED": "true"}
+LAB_EXPORTED = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
+                *NO_METADATA)
+
+
+def cmd_lab(args) -> int:
+    from awsenv.targets import make_target
+
+    values = {o.dest: getattr(args, o.dest, None) for o in OPTIONS}
+    target = make_target({**values, "target": "local"})
+    files.check_folder(target.settings.state_dir)
+    return {"start": lab_start, "stop": lab_stop, "status": lab_status, "run": lab_run}[args.action](target, args)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def lab_start(target, _args) -> int:
+    import shlex
+
+    from awsenv.provisioning.lock import environment_lock
+
+    env, state = target.settings.env, target.settings.state_dir
+    vantage = target.vantage_ip()
+    files.ensure_folder(state)
+    with environment_lock(state, env, "lab start"):
+        target.open(progress=_err)         # progress on stderr: stdout is for eval
+    variables = {**target.cli_environment(), **NO_METADATA}
+    fragment = target.ssh_fragment()
+    _err(f"lab {env}: its hosts from here: ssh -F {fragment} -i KEY ec2-user@ADDRESS (you are {vantage} on its "
+         f"internet: open SSH to {vantage}/32); a command where a CI runner stands: "
+         f"{provision_command(f'lab run --env {env} -- COMMAND')}; remove it: "
+         f'eval "$({provision_command(f"lab stop --env {env}")})"')
+    if sys.stdout.isatty():
+        # A terminal keeps what it shows (scrollback, a recorded session): the secret goes only to eval.
+        shown = {k: ("(not shown on a terminal)" if k == "AWS_SECRET_ACCESS_KEY" else v) for k, v in variables.items()}
+        for k, v in shown.items():
+            print(f"{k}={v}")
+        print(f'point this shell at it: eval "$({provision_command(f"lab start --env {env}")})"')
+        return 0
+    print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items()))
+    print("unset " + " ".join(LAB_UNSET))
+    return 0
+
+
+def lab_stop(target, _args) -> int:
+    from awsenv.hosts.ssh import forget_pins
+    from awsenv.provisioning.lock import environment_lock
+
+    env, state = target.settings.env, target.settings.state_dir
+    if (state / "ledger.jsonl").exists():
+        raise EnvError(f"env {env} holds an environment that `up` built (its ledger.jsonl): remove it with "
+                       f"`{provision_command(f'down --env {env}')}`, which stops its lab too")
+    if state.is_dir():
+        with environment_lock(state, env, "lab stop"):
+            target.close(progress=_err)
+            forget_pins(target.settings)      # the hosts went with the lab; their addresses come back with new keys
+    else:
+        target.close(progress=_err)
+    if not sys.stdout.isatty():
+        print("unset " + " ".join(LAB_EXPORTED))
+    return 0
+
+
+def lab_status(target, _args) -> int:
+    env, state = target.settings.env, target.settings.state_dir
+    info = target.lab_status()
+    if not info:
+        print(f"no lab of env {env} is running (start one: {provision_command(f'lab start --env {env}')})")
+        return 1
+    print(f"lab {env}: {'ready' if info['ready'] else 'starting'}, daemon pid {info['pid']}, region {info['region']}")
+    print(f"API: {info['endpoint']} (here), {info['internet_endpoint'] or '-'} (on its internet, for runners)")
+    print(f"namespaces: {len(info['namespaces'])}; containers: {len(info['containers'])}; "
+          f"runners: {', '.join(info['runners']) or 'none'}")
+    print(f"state dir: {state} (OpenSSH: {target.ssh_fragment()})")
+    return 0
+
+
+def lab_run(target, args) -> int:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not command:
+        raise EnvError(f"lab run needs a command after --: {provision_command('lab run --env NAME -- COMMAND...')}")
+    target.check_runner_address(args.address)
+    if not target.attach(progress=_err):
+        env = target.settings.env
+        raise EnvError(f"no lab of env {env} is running: start it with `{provision_command(f'lab start --env {env}')}`")
+    ns, variables = target.runner(args.address)
+    # A runner has no profile or config file of its own: only what the job gives it.
+    child = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    child.update(variables, **NO_METADATA, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    sys.stdout.flush()
+    os.execvpe("ip", ["ip", "netns", "exec", ns, *command], child)
+    return 127      # not reached: exec replaces this process
+
+
 def main(argv=None) -> int:
     interrupts.arm()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `provision.py status | head` ends quietly
     args = parse(argv if argv is not None else sys.argv[1:])
     handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh-config": cmd_ssh_config,
-               "drifts": cmd_drifts, "drift": cmd_drift, "sweep": cmd_sweep}[args.command]
+               "drifts": cmd_drifts, "drift": cmd_drift, "sweep": cmd_sweep, "lab": cmd_lab}[args.command]
     try:
         return handler(args)
     except (EnvError, *API_ERRORS) as exc:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from .discovery import snapshot
 from .discovery.snapshot import Snapshot
-from .hosts.ssh import Connections, load_key
+from .errors import EnvError
+from .hosts.ssh import Connections, KeyMissing, load_key
 from .settings import STATED, Settings
 from .targets import Target
 from .waits import wait_with_waiter
@@ -90,10 +91,11 @@ class Environment:
         return f"VPC {snap.vpc.id}" + (f" (Name: {snap.vpc.name})" if snap.vpc.name else "")
 
     def hourly_cost(self, kind: str) -> str:
-        """" (about $0.045/hour plus data)" for a billed kind, else "": for messages about leftovers."""
+        """" (about $0.045/hour plus data in us-east-1)" for a billed kind, else "": for messages about
+        leftovers, in this environment's region (or saying the figure is another region's)."""
         from .provisioning import kinds
 
-        return kinds.cost_note(kind)
+        return kinds.cost_note(kind, self.settings.region)
 
     # -- reading ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -104,7 +106,9 @@ class Environment:
             else:
                 web, db = snapshot.find_env_instances(self.ec2, self.settings.env)
             env = self.settings.env if self.built_by_us else None
-            self._snapshot = snapshot.read_snapshot(self.ec2, self.settings.region, web, db, env=env)
+            expected = self.expected      # a CIDR the user stated (or we built with) names its subnet
+            self._snapshot = snapshot.read_snapshot(self.ec2, self.settings.region, web, db, env=env,
+                                                    stated_cidrs=(expected.public_cidr, expected.private_cidr))
         return self._snapshot
 
     def not_running(self, roles: tuple[str, ...]) -> str:
@@ -136,7 +140,14 @@ class Environment:
         there is no key to log in with)."""
         if self._conns is None:
             snap = self.snapshot()
-            key = load_key(self.settings.key_file, own=self.settings.key_is_ours)
+            try:
+                key = load_key(self.settings.key_file, own=self.settings.key_is_ours)
+            except KeyMissing:
+                if self.built_by_us:
+                    raise
+                # Not built by this tool: it keeps no key for it, and "provision first" doesn't apply.
+                raise EnvError(f"no key for them (this tool keeps keys only for environments it built): give "
+                               f"--ssh-key=PATH, the private key of {_key_pairs(snap)}") from None
             self._conns = Connections(self.target, self.settings, web_addr or snap.web.public_ip or "",
                                       db_addr or snap.db.private_ip or "", key, not_running=self.not_running)
         return self._conns
@@ -163,3 +174,14 @@ class Environment:
         wait_with_waiter(self.ec2, waiter, f"the {role} server {instance_id} {state}", 300, progress,
                          delay=self.target.poll_delay, first_delay=self.target.retry_first, InstanceIds=[instance_id])
         self.changed()
+
+
+def _key_pairs(snap: Snapshot) -> str:
+    """The key pair(s) the servers were launched with, as the no-key message names them."""
+    names = {i.role: i.key_name for i in (snap.web, snap.db)}
+    if len(set(names.values())) > 1:
+        each = ", ".join(f"'{n}' on {role}" if n else f"none on {role}" for role, n in names.items())
+        return f"the key pairs the instances were launched with ({each})"
+    if names["web"]:
+        return f"the key pair '{names['web']}' the instances were launched with"
+    return "the key pair the instances were launched with (EC2 names none: were they launched without one?)"

@@ -33,12 +33,12 @@ class LastStepFailed(EnvError):
         self.left = left
 
 
-def _still_there(provisioner: Provisioner) -> list[str]:
+def _still_there(provisioner: Provisioner, region: str) -> list[str]:
     try:
         left = provisioner.last_step_left()
     except (EnvError, BotoCoreError, ClientError, OSError) as exc:
         return [f"could not list what is left of the last step: {one_line(exc)}"]
-    return [f"{kind} {rid} still there{kinds.cost_note(kind)}" for kind, rid in kinds.billed_first(left)]
+    return [f"{kind} {rid} still there{kinds.cost_note(kind, region)}" for kind, rid in kinds.billed_first(left)]
 
 
 @dataclass
@@ -138,7 +138,7 @@ class Lifecycle:
             try:
                 done = provisioner.finish()
             except (EnvError, BotoCoreError, ClientError, OSError) as exc:
-                raise LastStepFailed(one_line(exc), _still_there(provisioner)) from exc
+                raise LastStepFailed(one_line(exc), _still_there(provisioner, self.env.settings.region)) from exc
             finally:
                 self.env.changed()
         return done

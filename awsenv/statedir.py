@@ -37,6 +37,9 @@ STATE_FILES = (
     StateFile("settle-request", "local: asks the lab's daemon for a converge pass", "removed when the lab stops"),
     StateFile("instances/", "local: each instance's disk (an overlay on its own tmpfs)", "removed when the lab stops"),
     StateFile("lab.log", "local: the lab daemon's log", "kept: what the lab did, for a look afterwards"),
+    StateFile("lab.ssh_config", "local: OpenSSH's way to any host launched in the lab", "removed when the lab stops"),
+    StateFile("lab.known_hosts", "local: the host keys OpenSSH pinned through lab.ssh_config",
+              "removed when the lab stops"),
 )
 
 

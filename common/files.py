@@ -234,14 +234,13 @@ def create_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         os.close(dfd)
 
 
-def open_append(path: Path, mode: int = 0o600) -> int:
-    """A descriptor that appends to `path` (created if missing), never through a link. Caller closes it."""
-    path = Path(path)
-    dfd = _folder_fd(path.parent, "state folder", create=True, mode=STATE_DIR_MODE)
+def _open_in_folder(path: Path, flags: int, mode: int = 0o600, create: bool = True) -> int:
+    """`path` opened with `flags` relative to its checked folder, never through a link, and checked
+    to be a regular file of ours; the caller closes it."""
+    dfd = _folder_fd(path.parent, "state folder", create=create, mode=STATE_DIR_MODE)
     try:
         try:
-            fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                         dir_fd=dfd)
+            fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:     # O_NOFOLLOW met a link
                 raise _refuse_link(path) from None
@@ -254,6 +253,11 @@ def open_append(path: Path, mode: int = 0o600) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_append(path: Path, mode: int = 0o600) -> int:
+    """An O_APPEND descriptor on `path` (created if missing), never through a link."""
+    return _open_in_folder(Path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
 
 
 def append_private(path: Path, data: bytes | str) -> None:
@@ -269,23 +273,7 @@ def append_private(path: Path, data: bytes | str) -> None:
 
 def open_lock(path: Path) -> int:
     """A read-write descriptor on the lock file `path` (created if missing), never through a link."""
-    path = Path(path)
-    dfd = _folder_fd(path.parent, "state folder", create=True, mode=STATE_DIR_MODE)
-    try:
-        try:
-            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _refuse_link(path) from None
-            raise
-    finally:
-        os.close(dfd)
-    try:
-        _check_file(fd, path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _open_in_folder(Path(path), os.O_RDWR | os.O_CREAT)
 
 
 def read_private(path: Path) -> bytes:
@@ -293,18 +281,8 @@ def read_private(path: Path) -> bytes:
     path = Path(path)
     if not os.path.lexists(path.parent):
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    dfd = _folder_fd(path.parent, "state folder", create=False, mode=STATE_DIR_MODE)
+    fd = _open_in_folder(path, os.O_RDONLY | os.O_NONBLOCK, create=False)
     try:
-        try:
-            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _refuse_link(path) from None
-            raise
-    finally:
-        os.close(dfd)
-    try:
-        _check_file(fd, path)
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)

@@ -29,6 +29,9 @@ FINDINGS = frozenset({VIOLATED, NOT_CHECKED, WAIVED})
 EXIT_OK, EXIT_VIOLATED, EXIT_NOT_CHECKED = 0, 1, 6
 # A check of the environment as a whole: the record an environment that could not be reached gets.
 ENVIRONMENT_CHECK = "environment"
+# How the plugin's tally begins the message of a check deselected with -m or -k ("deselected (-m
+# 'api')"): not applicable like a check that does not apply here, but counted apart from those.
+DESELECTED = "deselected"
 
 
 class ResultsError(Exception):
@@ -102,7 +105,7 @@ class Environment:
             counts[r.verdict] += 1
         return {"key": self.key, "name": self.name, "region": self.region, "vpc_id": self.vpc_id,
                 "account": self.account, "error": self.error, "exit_status": environment_exit(self, records),
-                "counts": counts}
+                "counts": counts, "counts_apart": counts_apart(records)}
 
     @classmethod
     def from_json(cls, d: dict) -> Environment:
@@ -142,6 +145,23 @@ class Record:
     def from_json(cls, d: dict) -> Record:
         return cls(d["environment"], d["check_id"], d["property"], d.get("title", ""), d["verdict"], d.get("message", ""),
                    d["time"], d.get("deciding", True), d.get("evidence_sha256"), d.get("history"), d.get("waiver"))
+
+
+def is_deselected(record: Record) -> bool:
+    return record.verdict == NOT_APPLICABLE and record.message.startswith(f"{DESELECTED} (")
+
+
+def counts_apart(records: list[Record]) -> dict:
+    """The same records counted as the terminal summary and the report count them: article checks and
+    hardening checks (property H:...) apart, each by verdict, and deselected checks apart from both.
+    For every verdict, counts = article + hardening (+ deselected, for not-applicable)."""
+    out: dict = {"article": {v: 0 for v in VERDICTS}, "hardening": {v: 0 for v in VERDICTS}, DESELECTED: 0}
+    for r in records:
+        if is_deselected(r):
+            out[DESELECTED] += 1
+        else:
+            out["hardening" if r.property.startswith("H:") else "article"][r.verdict] += 1
+    return out
 
 
 def environment_exit(env: Environment, records: list[Record]) -> int:

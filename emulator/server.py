@@ -164,7 +164,8 @@ def unpatch() -> None:
 
 
 # The realism layer's windows in the lab: a twentieth of its defaults (a new ID is "not found" for
-# 75 ms, an instance pending for 0.2 s, a NAT gateway pending for 0.3 s), so a warm local run stays
+# 75 ms, an instance pending for 0.2 s and until its container runs: the daemon's state gate, a NAT
+# gateway pending for 0.3 s), so a warm local run stays
 # fast while every answer and the order of states stay EC2's (any call made right after a create
 # still meets NotFound). A terminated instance's interfaces linger for 0.4 s, long enough that the
 # teardown still meets them in a local run. TWOTIER_EMULATOR_REALISM_SCALE multiplies them again.
@@ -174,7 +175,8 @@ LAB_ENI_LINGER = 0.4
 
 class LabApiServer:
     """moto's WSGI app behind the realism layer (emulator/realism/) behind the SigV4 gate
-    (emulator/auth.py), on a thread, on 127.0.0.1 only."""
+    (emulator/auth.py), on a thread, on 127.0.0.1; `also_at` serves the same gate at one more
+    address (the lab's internet: where a regional endpoint is for a runner there)."""
 
     def __init__(self, port: int, access_key_id: str, secret_access_key: str, log=None,
                  counts_path: str | os.PathLike | None = None):
@@ -199,20 +201,37 @@ class LabApiServer:
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="lab-api", daemon=True)
+        self._more: list = []
 
     def start(self) -> LabApiServer:
         self._thread.start()
         return self
 
+    def also_at(self, host: str, port: int, make_socket_in=lambda make: make()) -> str:
+        """Serve the same gate at host:port too; `make_socket_in` makes the listening socket where
+        it must live (the lab passes a call that makes it inside its internet namespace). Returns
+        that endpoint. Requests there are signed and checked exactly as on loopback."""
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
+        server = make_socket_in(lambda: make_server(host, port, self.gate, threaded=True,
+                                                    request_handler=MotoRequestHandler))
+        thread = threading.Thread(target=server.serve_forever, name=f"lab-api-{host}", daemon=True)
+        thread.start()
+        self._more.append((server, thread))
+        return f"http://{host}" + ("" if port == 80 else f":{port}")
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-        self._server.server_close()
+        for server, thread in [(self._server, self._thread), *self._more]:
+            server.shutdown()
+            thread.join(5)
+            server.server_close()
 
 
 def serve(port: int, *, access_key_id: str, secret_access_key: str, log=None,
           counts_path: str | os.PathLike | None = None) -> LabApiServer:
-    """Start the lab's API on loopback only (never reachable from the lab namespaces), answering
+    """Start the lab's API on loopback (where the lab's own namespaces can't reach it; `also_at` adds an
+    address where they can, the lab's internet), answering
     only requests signed with these credentials; port 0 picks a free port (see `.port`)."""
     patch()
     return LabApiServer(port, access_key_id, secret_access_key, log=log, counts_path=counts_path).start()

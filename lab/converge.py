@@ -26,6 +26,7 @@ from . import world as world_mod
 from .errors import LabError
 from .instances import InstanceHost, valid_public_key
 from .internet import Internet
+from .power import ABSENT, OFF, RUNNING, STOPPED, UNREALISED, PowerRecord
 
 PASS_FILE = "converge.json"
 SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
@@ -40,7 +41,8 @@ class PassIncomplete(LabError):
 
 
 class Converger:
-    def __init__(self, env: str, state_dir: Path, ec2, base: Path, repo: Path, log=print, reboots=lambda: set()):
+    def __init__(self, env: str, state_dir: Path, ec2, base: Path, repo: Path, log=print, reboots=lambda: set(),
+                 power: PowerRecord | None = None):
         self.env = env
         self.state_dir = state_dir
         self.ec2 = ec2
@@ -58,6 +60,8 @@ class Converger:
         self.passes = 0
         self.boot_times: dict[str, float] = {}
         self.reboots = reboots  # instance ids the API was asked to reboot since the last pass
+        # What the machine has done with each instance: the API shows a state only once it is so here.
+        self.power = power or PowerRecord(getattr(getattr(ec2, "meta", None), "region_name", "") or "")
         self.failures: dict[str, str] = {}     # this pass: step -> one-line reason
         self.skipped: list[str] = []           # this pass: what world.py or a ruleset left out
         self._reported: dict[str, str] = {}    # what the log already says (each problem logged once)
@@ -241,8 +245,21 @@ class Converger:
                     booting.append(inst)
             if not inst.wants_running and host.link_up is not False:
                 self._step(f"instance {inst.id}: link down", host.link, False)
+        self._note_power(w)
         for inst in booting:
             self._step(f"instance {inst.id}: boot", self._wait_booted, inst)
+
+    def _note_power(self, w) -> None:
+        """What each instance the API listed is on this machine now: containers booted (not waiting
+        for their sshd: EC2's `running` doesn't either), powered off, removed (power.py)."""
+        states = {}
+        for iid in w.listed_instances:
+            host = self.hosts.get(iid)
+            if host is not None:
+                states[iid] = RUNNING if host.running else STOPPED if host.link_up is False else OFF
+            else:
+                states[iid] = ABSENT if iid in w.instances else UNREALISED
+        self.power.note(states)
 
     def _poweroff(self, hosts: list[InstanceHost]) -> None:
         """Clean poweroff of several containers in parallel, then reap each one."""

@@ -1,9 +1,9 @@
-"""Start, stop and watch the lab: moto's API on loopback plus the converge loop, in one daemon.
+"""Start, stop and watch the lab: moto's API (on loopback, and on the lab's internet for runners) and the converge loop.
 
 start() checks prerequisites, builds the cached base image and mirror (with progress), and spawns
 the daemon detached (setsid, stdin /dev/null, log in state_dir/lab.log); stop() removes everything
 of the env by PID and by name prefix, also after a crash. `python -m lab.daemon run ...` is the
-daemon itself.
+daemon itself; `provision.py lab start|stop|status` is how a person starts a bare lab.
 
 The lab belongs to its owner: the daemon makes fresh credentials for its API at every start and
 keeps them only in state_dir/lab.json (0600); start() and attach() hand them back as a LabApi, and
@@ -30,17 +30,19 @@ from pathlib import Path
 
 from common import files
 
-from . import image, instances, names, netns
+from . import image, instances, names, netns, runner
 from .deadline import poll
 from .errors import LabError, LabPrerequisiteError
 
 STATE_FILE = "lab.json"
 LOG_FILE = "lab.log"
+SSH_FRAGMENT = "lab.ssh_config"        # OpenSSH to any host launched in the lab (vantage.ssh_fragment)
+SSH_KNOWN_HOSTS = "lab.known_hosts"    # the host keys OpenSSH pinned through it: they go with the lab
 PROGRAMS = {"ip": "iproute2", "nft": "nftables", "systemd-nspawn": "systemd-container",
             "mmdebstrap": "mmdebstrap", "dpkg-scanpackages": "dpkg-dev", "apt-ftparchive": "apt-utils",
             "chroot": "coreutils", "mount": "mount"}
 START_TIMEOUT = 60.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = names.REPO_ROOT
 
 
 def check_prerequisites() -> None:
@@ -65,6 +67,8 @@ class LabApi:
     region: str
     access_key_id: str
     secret_access_key: str = field(repr=False)
+    # The same API on the lab's internet (198.51.100.4), for a runner there (runner.py).
+    internet_endpoint: str | None = None
 
     @classmethod
     def from_state(cls, state: dict) -> LabApi:
@@ -72,7 +76,8 @@ class LabApi:
         if missing:
             raise LabError(f"the lab's state file has no {', '.join(missing)} (a lab from before the API "
                            f"needed credentials?): remove it with provision.py down, then start again")
-        return cls(state["endpoint"], state["region"], state["access_key_id"], state["secret_access_key"])
+        return cls(state["endpoint"], state["region"], state["access_key_id"], state["secret_access_key"],
+                   state.get("internet_endpoint"))
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -109,10 +114,10 @@ def status(env: str, state_dir: Path) -> dict | None:
     state = _read_state(state_dir)
     if not state or state.get("env") != env or not _is_our_daemon(state.get("pid", 0), env):
         return None
-    return {"endpoint": state.get("endpoint"), "region": state.get("region"), "pid": state["pid"],
-            "ready": state.get("ready", False),
+    return {"endpoint": state.get("endpoint"), "internet_endpoint": state.get("internet_endpoint"),
+            "region": state.get("region"), "pid": state["pid"], "ready": state.get("ready", False),
             "containers": instances.nspawn_pids_of(env),
-            "namespaces": netns.list_ns(names.netns_prefix(env))}
+            "namespaces": netns.list_ns(names.netns_prefix(env)), "runners": runner.runners(env)}
 
 
 def attach(env: str, state_dir: Path) -> LabApi | None:
@@ -157,6 +162,7 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
             raise LabError(f"the local lab of env {env!r} serves region {running.region}, not {region}; "
                            f"pass --region {running.region}, or remove it first (provision.py down)")
         if running:
+            _write_ssh_fragment(env, state_dir)
             return running
     if info:  # a daemon that never got ready: start over
         stop(env, state_dir, progress=progress)
@@ -185,7 +191,16 @@ def start(env: str, state_dir: Path, region: str, progress=print) -> LabApi:
         raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for the lab daemon's API to answer "
                        f"({_log_tail(state_dir)})")
     progress(f"lab: {env!r} up in {time.monotonic() - t0:.1f}s, API at {state['endpoint']} ({region})")
+    _write_ssh_fragment(env, state_dir)
     return LabApi.from_state(state)
+
+
+def _write_ssh_fragment(env: str, state_dir: Path) -> None:
+    """OpenSSH's way to the hosts launched in this lab (vantage.ssh_fragment), rewritten at every
+    start: the interpreter and the folder it names are this start's."""
+    from . import vantage
+
+    files.write_private(state_dir / SSH_FRAGMENT, vantage.ssh_fragment(env, state_dir / SSH_KNOWN_HOSTS))
 
 
 def _daemon_environment() -> dict[str, str]:
@@ -264,7 +279,8 @@ def stop(env: str, state_dir: Path, progress=print) -> None:
                 shutil.rmtree(d, ignore_errors=True)
     _remove_instance_disks(state_dir / "instances", progress)
     shutil.rmtree(names.run_dir(env), ignore_errors=True)
-    for f in (STATE_FILE, "converge.json", "settle-request"):
+    runner.forget(env)
+    for f in (STATE_FILE, "converge.json", "settle-request", SSH_FRAGMENT, SSH_KNOWN_HOSTS):
         files.remove(state_dir / f)
     left = netns.list_ns(prefix)
     if left:
@@ -341,7 +357,9 @@ def _serve(args) -> None:
     from emulator import server as api_server
     from emulator.auth import new_credentials
 
+    from . import internet
     from .converge import Converger
+    from .power import PowerRecord
 
     state_dir = Path(args.state_dir)
     stopping = threading.Event()
@@ -368,12 +386,18 @@ def _serve(args) -> None:
     region = args.region
     ec2 = boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region).client(
         "ec2", endpoint_url=endpoint, config=Config(retries={"max_attempts": 2}))
+    power = PowerRecord(region)
     conv = Converger(args.env, state_dir, ec2, Path(args.base), Path(args.repo), log=log,
-                     reboots=api_server.take_reboots)
+                     reboots=api_server.take_reboots, power=power)
+    # The API says running / stopped / terminated only once the converge loop has made it so (power.py):
+    # the aws target stops an instance, waits for `stopped` and finds its web server down, as on EC2.
+    server.realism.hold_states_until(power.reached, log=log)
     conv.internet.ensure()
-    state.update(ready=True, region=region, internet_ns=conv.internet.ns)
+    # The same API where a regional endpoint is: on the lab's internet, for runners (runner.py).
+    internet_endpoint = server.also_at(internet.API_IP, 80, lambda make: netns.in_netns(conv.internet.ns, make))
+    state.update(ready=True, region=region, internet_ns=conv.internet.ns, internet_endpoint=internet_endpoint)
     _write_state(state_dir, state)
-    log(f"ready: internet namespace {conv.internet.ns}, converging {region}")
+    log(f"ready: internet namespace {conv.internet.ns} (API there at {internet_endpoint}), converging {region}")
     conv.loop(stopping, api_server.changes)
     log("stopping: ending the containers (their disks go with the lab)")
     conv.shutdown()
@@ -400,7 +424,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         names.check_env(args.env)   # before any path is built from it
-        state_dir = Path(args.state_dir or REPO_ROOT / ".state" / args.env)
+        # The local target's folder for the env (awsenv/targets: .state/local/ENV), so that this and
+        # `provision.py lab ...` / `--target local` mean the same lab.
+        state_dir = Path(args.state_dir or REPO_ROOT / ".state" / "local" / args.env)
         if args.cmd == "run":
             args.state_dir = str(state_dir)
             _serve(args)

@@ -5,9 +5,15 @@
   through the NAT gateway, and that MariaDB's packages came that way);
 - 198.51.100.2 a DNS server for the public DNS names (only of VPCs with DNS hostnames on): the
   internet's resolver, for the suite's clients (the instances ask their VPC's, resolver.py);
-- 198.51.100.3 the vantage point the suite's clients connect from (vantage.py).
-Its only links are the VPC routers' IGW links (gateways.py). The servers run as threads of the
-daemon on sockets made inside the namespace, so there is no helper process to lose track of.
+- 198.51.100.3 the vantage point the suite's clients connect from (vantage.py);
+- 198.51.100.4 the lab's API, as a regional endpoint is on the internet (the daemon serves it here
+  too, behind the same owner-only gate), for runners (runner.py);
+- 198.51.100.5-15 runners: namespaces of their own on links to this one, where a CI runner stands.
+The mirror also answers as checkip.amazonaws.com (the requester's address at /), the echo service
+the aws target asks its hosts to reach; the name resolves to it only inside the lab.
+Its only links are the VPC routers' IGW links (gateways.py) and the runners' links. The servers run
+as threads of the daemon on sockets made inside the namespace, so there is no helper process to
+lose track of.
 """
 from __future__ import annotations
 
@@ -26,8 +32,11 @@ from . import names, netns
 MIRROR_IP = "198.51.100.1"
 DNS_IP = "198.51.100.2"
 VANTAGE_IP = "198.51.100.3"
+API_IP = "198.51.100.4"
 MIRROR_NAME = "mirror.lab.test"
-HOST_ADDRESSES = (MIRROR_IP, DNS_IP, VANTAGE_IP)
+# The echo service the aws target's checks ask for (awsenv/targets/base.py: CHECKIP_URL).
+CHECKIP_NAME = "checkip.amazonaws.com"
+HOST_ADDRESSES = (MIRROR_IP, DNS_IP, VANTAGE_IP, API_IP)
 ACCESS_LOG = "mirror-access.log"
 
 
@@ -36,6 +45,8 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?")[0]
+        if self.headers.get("Host", "").split(":")[0].lower() == CHECKIP_NAME:
+            path = "/ip"      # checkip answers the requester's address at any path
         if path in ("/ip", "/ip/", "/access-log"):
             # /access-log: the mirror operator's record of who fetched what (article 4.7's evidence).
             body = (f"{self.client_address[0]}\n".encode() if path != "/access-log" else
@@ -102,7 +113,8 @@ class Internet:
             self.dns.thread.start()
 
     def publish(self, records: dict[str, str]) -> None:
-        self.resolver.records = {MIRROR_NAME: MIRROR_IP, **{k.lower(): v for k, v in records.items()}}
+        self.resolver.records = {MIRROR_NAME: MIRROR_IP, CHECKIP_NAME: MIRROR_IP,
+                                 **{k.lower(): v for k, v in records.items()}}
 
     def shutdown(self) -> None:
         if self.http:

@@ -17,6 +17,8 @@ from .errors import LabError
 # a cached volume).
 CACHE_DIR = Path(os.environ.get("TWOTIER_LAB_CACHE", "/var/cache/twotier-lab"))
 RUN_DIR = Path("/run/twotier-lab")
+# The repository: the daemon and OpenSSH's ProxyCommand run `-m lab....` from it.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 NETNS_DIR = Path("/run/netns")
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")  # nspawn leaves one dir per machine name
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))

@@ -89,14 +89,37 @@ def mirror_clients(env: str) -> list[str]:
 
 
 def proxy_command(env: str) -> str:
-    """An OpenSSH ProxyCommand that reaches lab hosts from the vantage point (for ssh -F, testinfra)."""
+    """An OpenSSH ProxyCommand that reaches lab hosts from the vantage point (for ssh -F, testinfra).
+
+    OpenSSH runs it with `exec` through the user's shell, from whatever folder ssh was started in:
+    so no `cd` (exec can't run a shell builtin: "exec: cd: not found"), absolute paths only, and the
+    repository on PYTHONPATH for `-m lab.vantage`."""
     import shlex
     import sys
 
-    from .daemon import REPO_ROOT
+    return (f"env PYTHONPATH={shlex.quote(str(names.REPO_ROOT))} {shlex.quote(os.path.abspath(sys.executable))} "
+            f"-m lab.vantage proxy --env {shlex.quote(names.check_env(env))} %h %p")
 
-    return (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} -m lab.vantage "
-            f"proxy --env {shlex.quote(env)} %h %p")
+
+SSH_FRAGMENT_HEADER = "# twotier lab"
+
+
+def ssh_fragment(env: str, known_hosts: Path) -> str:
+    """An ssh_config fragment that reaches every public address the lab hands out (198.51.100.*),
+    from the vantage point, for `ssh -F FILE` or an `Include FILE` in a config of your own (which
+    names your key). Host keys are pinned in a file of the lab's (removed with it): the lab hands
+    out the same addresses again after a restart, to hosts with new keys."""
+    text = str(known_hosts)
+    if any(c in text for c in '"\n\r'):
+        raise LabError(f"path {text!r} can't be written into an ssh_config (quote or newline in it)")
+    return (f"{SSH_FRAGMENT_HEADER} {env}: OpenSSH to the hosts launched in it, from its internet ({VANTAGE_IP}).\n"
+            f"# Written by its start, removed by its stop. Use: ssh -F THIS_FILE -i KEY ec2-user@ADDRESS, or\n"
+            f"# `Include` it in a config of your own that names your key; a private address: -J PUBLIC_ADDRESS.\n"
+            f"Host 198.51.100.*\n"
+            f"  ProxyCommand {proxy_command(env)}\n"
+            f'  UserKnownHostsFile "{text}"\n'
+            f"  StrictHostKeyChecking accept-new\n"
+            f"  CheckHostIP no\n")
 
 
 def _proxy(env: str, host: str, port: int, origin: str = "internet") -> int:

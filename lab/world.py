@@ -186,6 +186,7 @@ class World:
     groups: dict[str, SecurityGroup] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)   # objects/rules left out, one line each
     default_vpcs: set[str] = field(default_factory=set)  # the account's own: never realised (see above)
+    listed_instances: set[str] = field(default_factory=set)  # every instance ID the API listed, realised or not
 
     def realised_vpcs(self) -> list[str]:
         """VPCs that need a fabric: ones holding an instance or a NAT gateway (moto's default VPC doesn't)."""
@@ -354,7 +355,9 @@ def read(ec2) -> World:
             groups=tuple(_id(g["GroupId"], "sg") for g in eni.get("Groups", i.get("SecurityGroups", []))),
             key_name=i.get("KeyName"))
 
-    rd.each([i for res in ec2.describe_instances()["Reservations"] for i in res["Instances"]], "instance", instance)
+    listed = [i for res in ec2.describe_instances()["Reservations"] for i in res["Instances"]]
+    w.listed_instances = {i["InstanceId"] for i in listed if is_aws_id(i.get("InstanceId"), "i")}
+    rd.each(listed, "instance", instance)
     for vpc_id in w.realised_vpcs():
         attr = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")
         w.vpcs[vpc_id].dns_hostnames = bool(attr.get("EnableDnsHostnames", {}).get("Value"))

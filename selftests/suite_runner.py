@@ -45,9 +45,11 @@ class Verdicts:
         return self.passed | self.failed
 
 
-def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None = None) -> Verdicts:
+def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None = None,
+              prefix: tuple[str, ...] = ()) -> Verdicts:
+    """The suite's verdicts; `prefix` is a command the suite runs under (`provision.py lab run ... --`)."""
     junit = tmp_path / "junit.xml"
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q",
+    cmd = [*prefix, sys.executable, "-m", "pytest", str(REPO / "tests"), "-p", "no:cacheprovider", "-q",
            "-o", NO_REPORTS, f"--junitxml={junit}", "--rootdir", str(REPO),
            # -c: an option value that is an existing path (--state-dir /tmp/x) would otherwise take part
            # in pytest's search for its ini file, which then misses pytest.ini (and its markers).
@@ -79,3 +81,11 @@ def run_suite(tmp_path: Path, *args: str, timeout: float = 900, env: dict | None
             else:
                 passed.add(name)
     return Verdicts(proc.returncode, passed, failed, skipped, out, xfailed, not_checked, not_applicable)
+
+
+def message_of(v: Verdicts, name: str) -> str:
+    """A check's message (why violated, or why not checked) as the run's terminal summary shows it
+    ("  N.N name: message")."""
+    found = [line.split(f" {name}: ", 1)[1] for line in v.output.splitlines() if f" {name}: " in line]
+    assert found, f"no message for {name} in the summary\n{v.output[-3000:]}"
+    return found[0]

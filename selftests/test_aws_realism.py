@@ -231,7 +231,7 @@ def test_a_failed_last_step_keeps_the_build_names_what_is_left_and_up_completes_
     lines = stderr_lines(up)
     assert lines[0].startswith("error: the article's last step failed ([Errno 113] injected: No route to host); the "
                                "environment is kept as built"), lines
-    assert any(line.startswith("elastic-ip eipalloc-") and line.endswith("still there (about $0.005/hour)")
+    assert any(line.startswith("elastic-ip eipalloc-") and line.endswith("still there (about $0.005/hour in us-east-1)")
                for line in lines), lines
     assert "removing what this attempt made" not in up.stderr
     kept = {k: len(v) for k, v in account_state(aws).items()}

@@ -100,6 +100,29 @@ def rates(server, **changes):
         server.layer.rates = old
 
 
+@contextlib.contextmanager
+def windows(server, **changes):
+    """The layer's windows changed for one test."""
+    old = server.layer.timings
+    server.layer.timings = dataclasses.replace(old, **changes)
+    try:
+        yield
+    finally:
+        server.layer.timings = old
+
+
+@contextlib.contextmanager
+def state_gate(server, reached, bound: float = 60.0):
+    """The layer asks `reached` before it shows an instance's final state (as the lab's does); yields
+    what the gate logged."""
+    said: list[str] = []
+    server.layer.hold_states_until(reached, bound=bound, log=said.append)
+    try:
+        yield said
+    finally:
+        server.layer.state_gate = None
+
+
 def visible_vpc(ec2, cidr: str = "10.0.0.0/16") -> str:
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     until_ok(ec2.describe_vpcs, VpcIds=[vpc])
@@ -513,6 +536,82 @@ def test_instance_states_follow_ec2s_order(realistic_aws):
         assert instance_state(ec2, instance) == "shutting-down"
     until(lambda: instance_state(ec2, instance) == "terminated", what="terminated")
     assert grew(before, realistic_aws.counts(), "instance-states")
+
+
+SHORT_INSTANCE_WINDOWS = dict(instance_pending=0.1, instance_stopping=0.1, instance_shutting_down=0.1)
+
+
+def test_a_state_gate_holds_each_transitional_state_until_the_machine_is_there(realistic_aws):
+    """The lab's API: `running`, `stopped`, `terminated` only once the server's machine is so, however
+    long after the window; a terminated instance's interfaces linger from when it shows terminated."""
+    ec2 = realistic_aws.ec2()
+    machine: dict[str, str] = {}
+    asked: list[tuple] = []
+
+    def reached(instance_id, state, region):
+        asked.append((instance_id, state, region))
+        return machine.get(instance_id) == state
+
+    with windows(realistic_aws, **SHORT_INSTANCE_WINDOWS, eni_linger=0.3), state_gate(realistic_aws, reached) as said:
+        vpc = visible_vpc(ec2)
+        subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+        sg = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
+        until_ok(ec2.describe_security_groups, GroupIds=[sg])
+        instance = launch(ec2, subnet, SecurityGroupIds=[sg])
+        time.sleep(0.4)
+        assert instance_state(ec2, instance) == "pending", "running before its machine runs"
+        assert (instance, "running", REGION) in asked
+        machine[instance] = "running"
+        assert instance_state(ec2, instance) == "running"
+
+        ec2.stop_instances(InstanceIds=[instance])
+        time.sleep(0.4)
+        assert instance_state(ec2, instance) == "stopping", "stopped before its machine is off"
+        assert code(error_of(ec2.start_instances, InstanceIds=[instance])) == "IncorrectInstanceState"
+        machine[instance] = "stopped"
+        assert instance_state(ec2, instance) == "stopped"
+
+        ec2.start_instances(InstanceIds=[instance])
+        time.sleep(0.4)
+        assert instance_state(ec2, instance) == "pending"
+        machine[instance] = "running"
+        assert instance_state(ec2, instance) == "running"
+
+        ec2.terminate_instances(InstanceIds=[instance])
+        time.sleep(0.6)   # past shutting-down's window and the interface's linger after it
+        assert instance_state(ec2, instance) == "shutting-down", "terminated before its machine is gone"
+        assert code(error_of(ec2.delete_security_group, GroupId=sg)) == "DependencyViolation"
+        machine[instance] = "terminated"
+        assert instance_state(ec2, instance) == "terminated"
+        assert code(error_of(ec2.delete_security_group, GroupId=sg)) == "DependencyViolation", \
+            "the interface went with `terminated`: it lingers after it"
+        until_ok(ec2.delete_security_group, GroupId=sg)
+    assert said == [], f"expected nothing logged, found {said}"
+
+
+def test_a_state_gate_gives_way_after_its_bound_and_says_so_once(realistic_aws):
+    """A machine that never gets there (a crashed container) can't make the API lie for ever."""
+    ec2 = realistic_aws.ec2()
+    vpc = visible_vpc(ec2)
+    subnet = visible_subnet(ec2, vpc, "10.0.1.0/24", "us-east-1b")
+    with windows(realistic_aws, **SHORT_INSTANCE_WINDOWS), \
+            state_gate(realistic_aws, lambda *_: False, bound=1.0) as said:
+        instance = launch(ec2, subnet)
+        time.sleep(0.4)
+        assert instance_state(ec2, instance) == "pending"
+        assert said == []
+        until(lambda: instance_state(ec2, instance) == "running", what="running after the bound")
+        assert instance_state(ec2, instance) == "running"
+        assert len(said) == 1 and instance in said[0] and "1s after the call" in said[0], said
+
+    def broken(*_):
+        raise RuntimeError("the record is gone")
+
+    with windows(realistic_aws, **SHORT_INSTANCE_WINDOWS), state_gate(realistic_aws, broken) as said:
+        instance = launch(ec2, subnet)
+        until(lambda: instance_state(ec2, instance) == "running", timeout=0.9, what="running despite the gate")
+        assert instance_state(ec2, instance) == "running"
+        assert len(said) == 1 and "the record is gone" in said[0], said
 
 
 # -- d. lingering network interfaces -----------------------------------------------------------------

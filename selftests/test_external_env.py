@@ -13,6 +13,7 @@ Two builds:
 The hosts are never reachable here (moto hands out 127.x "public" addresses, which are never
 probed): every host check must say "not checked" (exit 6), never pass and never fail.
 """
+import json
 import subprocess
 import sys
 
@@ -20,14 +21,14 @@ import boto3
 import pytest
 
 from selftests.moto_server import REPO
-from selftests.suite_runner import NO_REPORTS, run_suite
+from selftests.suite_runner import NO_REPORTS, message_of, run_suite
 
 AMI_PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 ADMIN = "198.51.100.7/32"
 
 
-def _ami(server) -> str:
-    return boto3.client("ssm", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="testing",
+def _ami(server, region: str = "us-east-1") -> str:
+    return boto3.client("ssm", endpoint_url=server.url, region_name=region, aws_access_key_id="testing",
                         aws_secret_access_key="testing").get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
 
 
@@ -39,10 +40,10 @@ def tcp(port, **source):
     return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **source}
 
 
-def build_article_by_hand(server, private_route: str = "blackhole") -> dict:
+def build_article_by_hand(server, private_route: str = "blackhole", last_step: bool = True) -> dict:
     """The article's procedure, step by step, the way a user types it, to its last step (the NAT
     gateway deleted and its Elastic IP released). private_route: "blackhole" (left pointing at the
-    deleted gateway, as the article leaves it) or "removed"."""
+    deleted gateway, as the article leaves it) or "removed". last_step=False stops before it (installing)."""
     ec2 = server.ec2()
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[{
         "ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "handmade-vpc"}]}])["Vpc"]["VpcId"]
@@ -73,16 +74,20 @@ def build_article_by_hand(server, private_route: str = "blackhole") -> dict:
     nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=nat_eip["AllocationId"])["NatGateway"]["NatGatewayId"]
     ec2.create_route(RouteTableId=main["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
     # ... MariaDB installed through the NAT gateway; then the article's last step:
-    ec2.delete_nat_gateway(NatGatewayId=nat)
-    ec2.release_address(AllocationId=nat_eip["AllocationId"])
-    if private_route == "removed":
-        ec2.delete_route(RouteTableId=main["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")
+    if last_step:
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        ec2.release_address(AllocationId=nat_eip["AllocationId"])
+        if private_route == "removed":
+            ec2.delete_route(RouteTableId=main["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")
     return {"vpc": vpc, "web": web["InstanceId"], "db": db["InstanceId"], "db_sg": db_sg, "web_sg": web_sg,
-            "igw": igw, "public_rt": public_rt, "public": public, "web_eip": web_eip, "ec2": ec2}
+            "igw": igw, "public_rt": public_rt, "private_rt": main["RouteTableId"], "public": public,
+            "private": private, "web_eip": web_eip, "ec2": ec2}
 
 
-def build_by_hand(server) -> dict:
-    ec2 = server.ec2()
+def build_by_hand(server, region: str = "us-east-1") -> dict:
+    ec2 = server.ec2() if region == "us-east-1" else boto3.client(
+        "ec2", endpoint_url=server.url, region_name=region, aws_access_key_id="testing",
+        aws_secret_access_key="testing")
     vpc = ec2.create_vpc(CidrBlock="172.20.0.0/20")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     private = ec2.create_subnet(VpcId=vpc, CidrBlock="172.20.0.0/26")["Subnet"]["SubnetId"]
@@ -97,7 +102,7 @@ def build_by_hand(server) -> dict:
     main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
                                               {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
     ec2.create_route(RouteTableId=main["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
-    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{region}.s3", VpcEndpointType="Gateway",
                             RouteTableIds=[main["RouteTableId"]])
     front = ec2.create_security_group(GroupName="frontend", Description="web", VpcId=vpc)["GroupId"]
     clients = ec2.create_security_group(GroupName="db-clients", Description="may use the db", VpcId=vpc)["GroupId"]
@@ -107,7 +112,7 @@ def build_by_hand(server) -> dict:
              tcp(22, UserIdGroupPairs=[{"GroupId": clients}]),
              {"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "UserIdGroupPairs": [{"GroupId": clients}]})
     ec2.create_key_pair(KeyName="ops", KeyType="ed25519")
-    common = dict(ImageId=_ami(server), InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="ops",
+    common = dict(ImageId=_ami(server, region), InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="ops",
                   MetadataOptions={"HttpTokens": "required"})
     web = ec2.run_instances(SubnetId=public, SecurityGroupIds=[front, clients],
                             TagSpecifications=[{"ResourceType": "instance",
@@ -116,6 +121,17 @@ def build_by_hand(server) -> dict:
     db = ec2.run_instances(SubnetId=private, SecurityGroupIds=[dbsg], **common)["Instances"][0]["InstanceId"]
     ec2.associate_address(AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"], InstanceId=web)
     return {"vpc": vpc, "web": web, "db": db, "dbsg": dbsg, "ec2": ec2}
+
+
+def relaunch_db(built, subnet: str) -> str:
+    """The DB server terminated and launched again, as before but into `subnet` (its ID, the new one's)."""
+    ec2 = built["ec2"]
+    old = ec2.describe_instances(InstanceIds=[built["db"]])["Reservations"][0]["Instances"][0]
+    ec2.terminate_instances(InstanceIds=[built["db"]])
+    new = ec2.run_instances(ImageId=old["ImageId"], InstanceType=old["InstanceType"], KeyName=old["KeyName"],
+                            SubnetId=subnet, SecurityGroupIds=[built["db_sg"]], MinCount=1, MaxCount=1)
+    built["db"] = new["Instances"][0]["InstanceId"]
+    return built["db"]
 
 
 def check(tmp_path, server, built, *extra, web_selector="tag:Name=frontend-1"):
@@ -130,7 +146,8 @@ HOST_CHECKS_IN_FINISHED = {
     "test_http_get_to_elastic_ip_answered_by_apache", "test_public_dns_name_resolves_and_site_answers",
     "test_web_server_pings_db", "test_ssh_to_db_through_web_server", "test_ssh_to_db_directly_fails",
     "test_mariadb_installed_running_enabled_listening", "test_web_server_gets_mariadb_greeting",
-    "test_db_no_longer_reaches_the_internet", "test_web_server_still_reaches_the_db",
+    "test_other_host_cannot_reach_mariadb", "test_db_no_longer_reaches_the_internet",
+    "test_web_server_still_reaches_the_db",
     "test_sshd_hardening[passwordauthentication-no-web]", "test_sshd_hardening[passwordauthentication-no-db]",
     "test_sshd_hardening[permitrootlogin-no-web]", "test_sshd_hardening[permitrootlogin-no-db]",
 }
@@ -150,8 +167,8 @@ def test_article_end_state_built_by_hand_holds_and_hosts_are_not_checked(tmp_pat
     # The same vantage-point rule on every negative: nothing "holds" without its control.
     assert "test_ssh_to_db_directly_fails" not in v.passed
     assert "installing stage" in v.not_applicable["test_nat_gateway_in_public_subnet_with_own_eip"]
-    # An address of the neighbour kind does not exist on this target: that check does not apply.
-    assert "test_other_host_cannot_reach_mariadb" in v.not_applicable
+    # This target has no host of the neighbour kind: what it can't look at is not checked, not "not applicable".
+    assert "no such vantage point" in v.not_checked["test_other_host_cannot_reach_mariadb"]
     assert {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_private_subnet_has_no_way_out",
             "test_db_allows_only_the_web_server[ssh]", "test_db_allows_nothing_else"} <= v.passed
     report = html.read_text(encoding="utf-8")
@@ -218,12 +235,19 @@ def test_drift_on_the_hand_built_end_state_fails_its_property(tmp_path, aws, dri
         assert "also admits" in v.output and ("the whole internet" in v.output or "besides the web server" in v.output)
 
 
-def test_nat_gateway_left_running_fails_the_finished_stage_with_its_cost(tmp_path, aws):
-    built = build_by_hand(aws)
-    v = check(tmp_path, aws, built, "-m", "api")
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_nat_gateway_left_running_fails_the_finished_stage_with_its_cost(tmp_path, aws, region):
+    built = build_by_hand(aws, region)
+    v = check(tmp_path, aws, built, "-m", "api", f"--region={region}")
     assert v.failed == {"test_nat_gateway_deleted_and_its_elastic_ip_released", "test_private_subnet_has_no_way_out"}, (
         sorted(v.failed))
-    assert "billed by the hour" in v.output and "$0.045/hour" in v.output, v.output[-3000:]
+    message = message_of(v, "test_nat_gateway_deleted_and_its_elastic_ip_released")
+    assert "billed by the hour" in message and "$0.045/hour" in message, message
+    # The price held is us-east-1's (AWS's page renders the others in the browser only): said so, and
+    # the environment's own region named where it is another.
+    assert "us-east-1" in message, message
+    if region != "us-east-1":
+        assert f"{region}'s price differs" in message, message
     assert v.returncode == 1
 
 
@@ -281,3 +305,86 @@ def test_bad_selectors_are_one_line_errors(tmp_path, aws, args, message):
     assert message in out, out[-2000:]
     assert "Traceback" not in out
     assert proc.returncode in (4, 6), proc.returncode
+
+
+def cidr_of(built, subnet: str) -> str:
+    return built["ec2"].describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"]
+
+
+@pytest.mark.parametrize("stage,stated", [
+    ("installing", ()),
+    ("installing", ("--private-cidr=10.0.2.0/24",)),
+    ("finished", ("--public-cidr=10.0.1.0/24", "--private-cidr=10.0.2.0/24")),
+], ids=["installing", "installing-private-cidr-stated", "finished-cidrs-stated"])
+def test_db_relaunched_into_the_public_subnet_is_the_dbs_finding_alone(tmp_path, aws, stage, stated):
+    """The private subnet (10.0.2.0/24) is untouched; only the DB moved. Roles come from the routes (and
+    the stated CIDRs), not from where the DB happens to be: 4.1 is violated, 1.2, 1.5, 4.5 and 5.1
+    hold, and 4.1's message names both subnets by ID and CIDR."""
+    built = build_article_by_hand(aws, last_step=stage == "finished")
+    relaunch_db(built, built["public"])
+    v = check(tmp_path, aws, built, "-m", "api", "--stage", stage, *stated, web_selector=built["web"])
+    assert v.failed == {"test_db_instance_in_private_subnet_without_public_address"}, (
+        f"{sorted(v.failed)}\n{v.output[-3000:]}")
+    held = {"test_public_and_private_subnets_in_vpc", "test_private_subnet_has_no_route_to_igw",
+            "test_public_subnet_routes_default_to_igw"}
+    held |= ({"test_private_subnet_routes_default_to_nat_gateway", "test_nat_gateway_in_public_subnet_with_own_eip"}
+             if stage == "installing" else {"test_private_subnet_has_no_way_out"})
+    assert held <= v.passed, sorted(held - v.passed)
+    message = message_of(v, "test_db_instance_in_private_subnet_without_public_address")
+    assert f"{built['private']} (10.0.2.0/24)" in message and f"{built['public']} (10.0.1.0/24)" in message, message
+    assert built["public_rt"] in message, message        # the table that makes the DB's subnet public
+
+
+def test_a_private_route_to_the_igw_names_its_subnet_and_table(tmp_path, aws):
+    built = build_article_by_hand(aws)
+    built["ec2"].replace_route(RouteTableId=built["private_rt"], DestinationCidrBlock="0.0.0.0/0",
+                               GatewayId=built["igw"])
+    v = check(tmp_path, aws, built, "-m", "api", web_selector=built["web"])
+    assert v.failed == {"test_private_subnet_has_no_route_to_igw", "test_db_instance_in_private_subnet_without_public_address",
+                        "test_private_subnet_has_no_way_out"}, sorted(v.failed)
+    for name in v.failed:
+        message = message_of(v, name)
+        assert f"{built['private']} (10.0.2.0/24)" in message and built["private_rt"] in message, (name, message)
+
+
+def test_a_stated_cidr_no_subnet_has_is_said_with_the_subnets_there(tmp_path, aws):
+    built = build_article_by_hand(aws)
+    v = check(tmp_path, aws, built, "-m", "api", "--private-cidr=10.0.3.0/24", web_selector=built["web"])
+    assert "test_public_and_private_subnets_in_vpc" in v.failed, sorted(v.failed)
+    message = message_of(v, "test_public_and_private_subnets_in_vpc")
+    assert "10.0.3.0/24" in message and f"{built['private']} (10.0.2.0/24)" in message, message
+    assert "Traceback" not in v.output
+
+
+def test_no_key_for_an_environment_built_elsewhere_says_which_key_to_give(tmp_path, aws):
+    """Not our stack: no key of ours exists for it, so the reason names the option and the key pair the
+    instances were launched with, not our state folder nor "provision first"."""
+    built = build_article_by_hand(aws)
+    v = check(tmp_path, aws, built, "-k", "test_apache_installed", web_selector=built["web"])
+    reason = v.not_checked["test_apache_installed"]
+    assert "--ssh-key=PATH" in reason and "'mykey'" in reason, reason
+    assert "provision" not in reason and str(tmp_path / "state") not in reason, reason
+
+
+def test_summary_counts_article_and_hardening_apart_and_deselected_apart(tmp_path, aws):
+    built = build_article_by_hand(aws)
+    v = check(tmp_path, aws, built, "-m", "not host", web_selector=built["web"])
+    assert v.returncode == 0, v.output[-3000:]
+    lines = {line.split(":", 1)[0]: line for line in v.output.splitlines()
+             if line.startswith(("article checks:", "hardening checks", "not applicable:"))}
+    article, hardening, inapplicable = (lines.get(k, "") for k in (
+        "article checks", "hardening checks (advisory)", "not applicable"))
+    data = json.loads((tmp_path / "results.json").read_text())
+    env = data["environments"][0]
+    apart = env["counts_apart"]
+    # The terminal says what results.json counts, and both add up to its counts by verdict.
+    assert f"{apart['article']['holds']} hold" in article, (article, apart)
+    assert f"{apart['hardening']['holds']} hold" in hardening, (hardening, apart)
+    assert apart["hardening"]["holds"] >= 1 and apart["article"]["holds"] >= 10, apart
+    assert apart["deselected"] >= 10, apart
+    skipped = apart["article"]["not-applicable"] + apart["hardening"]["not-applicable"]
+    assert inapplicable.startswith(f"not applicable: {skipped} skipped") and (
+        f"{apart['deselected']} deselected (-m 'not host')" in inapplicable), inapplicable
+    for verdict, total in env["counts"].items():
+        extra = apart["deselected"] if verdict == "not-applicable" else 0
+        assert total == apart["article"][verdict] + apart["hardening"][verdict] + extra, (verdict, env)

@@ -18,7 +18,7 @@ from lab import daemon, instances, names, netns
 def _plain_api(plain_lab_api):
     """This module's labs serve plain moto (see selftests/conftest.py: plain_lab_api)."""
 
-pytestmark = [pytest.mark.local]
+pytestmark = [pytest.mark.xdist_group("labcrash"), pytest.mark.local]
 ENV = "labcrash"
 
 

@@ -27,7 +27,7 @@ from selftests.by_hand import jump, run, ssh
 def _plain_api(plain_lab_api):
     """This module's labs serve plain moto (see selftests/conftest.py: plain_lab_api)."""
 
-pytestmark = [pytest.mark.local]
+pytestmark = [pytest.mark.xdist_group("labselftest"), pytest.mark.local]
 ENV = "labselftest"
 TIMINGS: dict[str, float] = {}
 HOST_VIEW: dict[str, str] = {}

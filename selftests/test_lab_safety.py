@@ -41,6 +41,7 @@ def _plain_api(plain_lab_api):
     """This module's labs serve plain moto (see selftests/conftest.py: plain_lab_api)."""
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.xdist_group("safety")     # one lab shared by the module
 ENV = "safety"
 EVIL = "tcp\n}\ntable inet evil { chain x { type filter hook input priority 0; policy accept; } }"
 

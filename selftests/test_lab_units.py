@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import boto3
 import pytest
@@ -121,3 +122,38 @@ def test_interface_names_fit_linux():
     for kind in "egxnp":
         assert len(names.link(kind, "eni-0123456789abcdef0")) <= 15
     assert names.tag("a") != names.tag("b")
+
+
+def test_the_api_may_show_a_state_only_once_the_machine_is_so():
+    """lab/power.py: what the converge loop notes of each instance is what the lab's API may show."""
+    from types import SimpleNamespace
+
+    from lab.converge import Converger
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ours = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=sub)["Instances"][0]["InstanceId"]
+        theirs = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]  # default VPC
+        w = read(ec2)
+        conv = Converger("labunits", Path("/nonexistent"), ec2=ec2, base=Path("/nonexistent"),
+                         repo=Path("/nonexistent"))
+    assert w.listed_instances == {ours, theirs} and set(w.instances) == {ours}
+    never_read = "i-0123456789abcdef0"
+    power = conv.power
+
+    def shows(iid):
+        return {s for s in ("running", "stopped", "terminated") if power.reached(iid, s, "us-east-1")}
+
+    assert shows(never_read) == set(), "an instance no pass has read yet has got nowhere"
+    assert {s for s in ("running", "stopped") if power.reached(never_read, s, "eu-west-1")} == {"running", "stopped"}, \
+        "the lab realises only its own region"
+    conv._note_power(w)
+    assert shows(theirs) == {"running", "stopped", "terminated"}, "the lab leaves the default VPC alone"
+    assert shows(ours) == {"stopped", "terminated"}, "no container, disk or namespace of it here"
+    for running, link_up, states in ((True, True, {"running"}), (False, True, set()), (False, False, {"stopped"})):
+        conv.hosts[ours] = SimpleNamespace(running=running, link_up=link_up)  # type: ignore[assignment]
+        conv._note_power(w)
+        assert shows(ours) == states, (running, link_up)

@@ -3,9 +3,10 @@ proven with --vpc-id/--web/--db on real hosts: someone else's names, a key pair 
 hosts' software installed the way the article does it.
 
 One careless step first: MariaDB installed but left listening on loopback (Debian's default), so
-the web server gets no greeting. The suite must say exactly that, then hold everywhere once the
-user fixes it, and hold again after the article's last step (the NAT gateway deleted by hand).
-Last, a scheduled check while someone has stopped the DB: 4.1 violated, the DB's host checks not
+the web server gets no greeting. The suite must say exactly that (the connection refused, not
+"nothing"), and, with Apache stopped and disabled for a moment, say both of 3.2 at once; then
+hold everywhere once the user fixes it, and hold again after the article's last step (the NAT
+gateway deleted by hand). Last, a scheduled check while someone has stopped the DB: 4.1 violated, the DB's host checks not
 checked (with the instance's state as the reason), never held by a port that is closed because
 nothing runs behind it.
 Needs root, the lab's Debian packages and the AWS CLI (requirements.txt pins it).
@@ -22,7 +23,7 @@ import pytest
 from lab import daemon, internet, vantage
 from lab.errors import LabPrerequisiteError
 from selftests.by_hand import clean_env, jump, run, ssh
-from selftests.suite_runner import run_suite
+from selftests.suite_runner import message_of, run_suite
 
 pytestmark = [pytest.mark.local]
 ENV = "handmade"
@@ -110,6 +111,21 @@ def test_the_article_typed_into_the_aws_cli_is_proven_on_real_hosts(handmade, tm
         # The test page's 403 is the site answering, as the article's reader sees it in a browser.
         assert {"test_http_get_to_elastic_ip_answered_by_apache", "test_public_dns_name_resolves_and_site_answers"
                 } <= first.passed, sorted(first.failed)
+        # How the web server's connection failed is said: refused (nothing listens beyond loopback),
+        # not "nothing" as if it had been dropped on the way.
+        greeting = message_of(first, "test_web_server_gets_mariadb_greeting")
+
+        # Another careless step, undone at once: Apache stopped and disabled. 3.2 says both now, not
+        # "stopped" now and "disabled" only after someone starts it.
+        ok(web, "sudo systemctl disable --now apache2")
+        try:
+            apache = suite(tmp_path, b, "--stage", "installing", "-k", "test_apache_running_and_enabled")
+        finally:
+            ok(web, "sudo systemctl enable --now apache2")
+        assert apache.failed == {"test_apache_running_and_enabled"}, apache.output[-3000:]
+        said = message_of(apache, "test_apache_running_and_enabled")
+        assert ("refused" in greeting and "127.0.0.1 only" in greeting
+                and "found it stopped and disabled" in said), f"4.7 said: {greeting}\n3.2 said: {said}"
 
         # The user's fix: listen beyond loopback.
         ok(db, "printf '[mysqld]\\nbind-address = 0.0.0.0\\n' | sudo tee /etc/mysql/mariadb.conf.d/99-shop.cnf "

@@ -4,8 +4,9 @@ Each block runs in a clean shell, from the top of a copy of the repository (so i
 state folders are its own; `.venv` is the project's, linked), in the order the READMEs give them.
 A non-zero exit that the text doesn't announce fails. A block that can't run here (a real AWS
 account, the CI run itself) carries a skip marker with its reason: those are counted, and only the
-reasons below are allowed. The local target's blocks use the environments `twotier` and `demo`:
-if this machine already runs one of those (a user's own), the test fails before touching it.
+reasons below are allowed. The local target's blocks use the environments `twotier` and `demo`, and
+the labs `shop` and `awslab`: if this machine already runs one of those (a user's own), the test
+fails before touching it.
 """
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ from lab import names
 from selftests.readme_blocks import DOCS, SHELLS, blocks, script
 from selftests.suite_runner import REPO
 
-pytestmark = [pytest.mark.local, pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
+# One worker runs every block, in README order: the blocks build on each other and share one copy.
+pytestmark = [pytest.mark.xdist_group("readme"), pytest.mark.local,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the local target needs root")]
 
 ALL = blocks(REPO)
 SHELL_BLOCKS = [b for b in ALL if b.lang in SHELLS]
 ALLOWED_SKIPS = ("a real AWS account", "it is the run that holds the README test", "part of bash .ci/run",
                  "minutes of both cores")
-README_ENVS = ("twotier", "demo")
+README_ENVS = ("twotier", "demo", "shop", "awslab")
 CLEAN_ENV = {"HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
              "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              # Not in a new user's shell, but no run here may ask the metadata address for credentials.

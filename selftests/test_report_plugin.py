@@ -7,8 +7,8 @@ from _pytest.reports import TestReport
 
 from fixtures.report import Check, ReviewReport, _verdict
 from fixtures.report.article import parse_article
-from fixtures.report.html import sections_html
-from fixtures.verdicts import ADVISORY_PREFIX, Tally
+from fixtures.report.html import not_applicable_html, sections_html
+from fixtures.verdicts import ADVISORY_PREFIX, Tally, count_lines
 
 
 def report(outcome="passed", when="call", longrepr=None, **attrs) -> TestReport:
@@ -69,11 +69,32 @@ def test_sections_count_each_verdict():
     art = parse_article("## 1. VPC\n- 1.1 A VPC.\n- 1.2 Subnets.\n")
     checks = [Check("a", "1.1", None, False, "passed"), Check("b", "1.2", None, False, "failed"),
               Check("e", "1.2", None, False, "not-checked", "no route"),
+              Check("f", "1.2", None, False, "not-applicable", "the installing stage's check"),
+              Check("g", "1.1", None, False, "not-applicable", "deselected (-m 'not host')"),
               Check("c", None, None, True, "accepted", "accepted by design: x"),
               Check("d", None, None, True, "not-applicable")]
     html = sections_html(art, checks)
     assert 'id="tt-section-1" data-verdict="failed"' in html
     assert 'id="tt-section-H" data-verdict="accepted"' in html
     row_1 = html.split('id="tt-section-1"', 1)[1].split("</tr>", 1)[0]
-    # holds, violated, not checked, not applicable, accepted, advisory, waived, checks
-    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 1, 0, 0, 0, 0, 3]
+    # holds, violated, not checked, not applicable, accepted, advisory, waived, deselected, checks
+    assert [int(n) for n in re.findall(r'<td class="n">(\d+)</td>', row_1)] == [1, 1, 1, 1, 0, 0, 0, 1, 5]
+    assert "Not applicable (2 skipped, 1 deselected)" in not_applicable_html(checks)
+
+
+def test_the_summary_counts_article_and_hardening_apart_and_deselected_apart():
+    t = Tally()
+    for n, (article, hardening, verdict, reason) in enumerate([
+            ("1.1", False, "passed", ""), ("1.2", False, "passed", ""), ("1.3", False, "failed", "expected x"),
+            ("1.4", False, "not-applicable", "the installing stage's check"),
+            ("1.5", False, "not-applicable", "deselected (-m 'api')"),
+            (None, True, "passed", ""), (None, True, "advisory", "expected y"),
+            (None, True, "not-applicable", "deselected (-m 'api')")]):
+        t.entries[str(n)] = Check(str(n), article, None, hardening, verdict, reason)
+    assert count_lines(t) == [
+        "article checks: 2 hold, 1 violated, 0 not checked",
+        "hardening checks (advisory): 1 hold, 1 advisory, 0 accepted by design, 0 not checked",
+        "not applicable: 1 skipped (they do not apply to this run), 2 deselected (-m 'api')"]
+    t.enforce_hardening = True
+    assert count_lines(t)[1].startswith("hardening checks (enforced): 1 hold, 0 violated, 0 accepted by design, "
+                                        "0 not checked, 1 advisory")

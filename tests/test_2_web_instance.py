@@ -9,13 +9,17 @@ import pytest
 @pytest.mark.article("2.1")
 @pytest.mark.fails_on("public-default-route-removed", "web-stopped")
 def test_web_instance_runs_in_public_subnet(snap, expected, evidence):
-    web = snap.web
-    evidence("web instance", [f"{web.id} {web.state} {web.instance_type} in {web.subnet_id}"])
+    web, pub = snap.web, snap.public_subnet
+    where = snap.subnet_of(web)
+    evidence("web instance", [f"{web.id} {web.state} {web.instance_type} in {where.label if where else web.subnet_id}"])
     assert web.state == "running", f"expected the web server running, found {web.state}"
-    table = snap.route_table_of(snap.public_subnet)
+    assert pub is not None and web.subnet_id == pub.id, (
+        f"expected the web server in the public subnet {pub.label if pub else '(none found)'}, found it in "
+        f"{where.label if where else web.subnet_id} ({snap.subnet_roles.public_why})")
+    table = snap.route_table_of(pub)
     assert table and any(r.kind == "igw" for r in table.routes), (
-        f"expected the web server in a public subnet (routed to an internet gateway), found {web.subnet_id} "
-        f"with routes {table.rows() if table else 'none'}")
+        f"expected the web server's subnet {pub.label} routed to an internet gateway, found "
+        f"{table.rows() if table else 'no route table'} in its {table.label if table else 'route table'}")
     if expected.instance_type:
         evidence("compared with the setting", f"--instance-type {expected.instance_type}")
         assert web.instance_type == expected.instance_type, (

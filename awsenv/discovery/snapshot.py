@@ -17,6 +17,7 @@ characters, capped. IDs, addresses and states are AWS's own structured values.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from common.display import for_terminal
 
 from ..errors import EnvError
 from ..install import provision_command
+from . import roles
 from .rules import WORLD, Admits, Judge, Permission, flatten, prefix_list_ids
 
 __all__ = ["WORLD", "Admits", "Permission", "Snapshot"]     # Permission lives in rules.py, read here
@@ -60,6 +62,11 @@ class RouteTable:
     def default_route(self) -> Route | None:
         return next((r for r in self.routes if r.destination == WORLD), None)
 
+    @property
+    def label(self) -> str:
+        """How messages name it: "route table rtb-..." and whether it is the VPC's main one."""
+        return roles.table_label(self)
+
     def rows(self) -> list[str]:
         return [r.row() for r in self.routes]
 
@@ -72,6 +79,11 @@ class Subnet:
     map_public_ip: bool
     route_table_id: str | None    # effective: explicit association, else the VPC's main table
     explicit_association: bool
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ID and CIDR."""
+        return roles.label(self)
 
 
 @dataclass(frozen=True)
@@ -168,15 +180,26 @@ class Snapshot:
     addresses: tuple[ElasticIp, ...]
     eni_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)   # private ip -> group ids
     key_pairs: tuple[str, ...] = ()
+    # The CIDRs the user stated for the subnets (--public-cidr, --private-cidr): they name their
+    # subnets outright. Otherwise the routes and the instances do (roles.py).
+    stated_cidrs: tuple[str | None, str | None] = (None, None)
 
     # -- roles --------------------------------------------------------------------------
+    @functools.cached_property
+    def subnet_roles(self) -> roles.SubnetRoles:
+        """The public and the private subnet, each with how it was found."""
+        return roles.find(self, *self.stated_cidrs)
+
     @property
     def public_subnet(self) -> Subnet | None:
-        return self.subnets.get(self.web.subnet_id) if self.web.subnet_id else None
+        return self.subnet_roles.public
 
     @property
     def private_subnet(self) -> Subnet | None:
-        return self.subnets.get(self.db.subnet_id) if self.db.subnet_id else None
+        return self.subnet_roles.private
+
+    def subnet_of(self, instance: Instance) -> Subnet | None:
+        return self.subnets.get(instance.subnet_id) if instance.subnet_id else None
 
     def route_table_of(self, subnet: Subnet | None) -> RouteTable | None:
         return self.route_tables.get(subnet.route_table_id) if subnet and subnet.route_table_id else None
@@ -305,7 +328,8 @@ def _paged(client, op: str, key: str, **kwargs) -> list:
     return out
 
 
-def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None = None) -> Snapshot:
+def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None = None,
+                  stated_cidrs: tuple[str | None, str | None] = (None, None)) -> Snapshot:
     vpc_id = web_raw.get("VpcId") or db_raw.get("VpcId")
     if not vpc_id:
         raise EnvError(f"instance {web_raw['InstanceId']} is in no VPC")
@@ -390,7 +414,7 @@ def read_snapshot(ec2, region: str, web_raw: dict, db_raw: dict, env: str | None
     keys = tuple(for_terminal(k["KeyName"]) for k in ec2.describe_key_pairs()["KeyPairs"])
 
     return Snapshot(region, vpc, _instance(web_raw, "web"), _instance(db_raw, "db"), subnets, route_tables,
-                    tuple(igws.values()), nats, groups, addresses, eni_groups, keys)
+                    tuple(igws.values()), nats, groups, addresses, eni_groups, keys, stated_cidrs)
 
 
 def _route(r: dict, live_nats: set[str]) -> Route:

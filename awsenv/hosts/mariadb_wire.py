@@ -5,7 +5,13 @@ may connect from the client's address at all, an error packet (1130, "Host '...'
 connect to this MariaDB server") and a close. The article installs MariaDB and creates no account,
 so from the web server the second is what an article-built DB answers: MariaDB answered a
 connection the web server opened, which is what 4.7 asks of the network. A blocked host (1129) or
-any other error is MariaDB refusing the web server, and silence is no answer at all.
+any other error is MariaDB refusing the web server.
+
+When nothing answers, how it didn't is said too, since each points somewhere else: "refused" (the
+DB's host answered the connection with a reset: nothing listens on that address and port, as when
+MariaDB listens on 127.0.0.1 only, or is stopped), "silent" (no answer at all: the packets are
+dropped on the way, by a security group, a network ACL or a firewall), "unreachable" (the network
+said there is no way there), or a connection opened that then said nothing.
 """
 from __future__ import annotations
 
@@ -18,15 +24,21 @@ from .ssh import Connections, Result
 # protocol byte and the version string, or an error's code and the start of its message; a greeting
 # server then waits for the client, so read no more. MariaDB looks the client's name up before it
 # answers (unless skip-name-resolve): where no resolver answers (the lab after the NAT gateway is
-# gone) that takes 10 s, so the answer gets 15.
-COMMAND = "timeout 15 bash -c 'exec 3<>/dev/tcp/{ip}/3306; head -c 40 <&3' | od -An -v -tx1"
+# gone) that takes 10 s, so the answer gets 15. A connect that fails exits 7 with bash's reason on
+# stderr; one that succeeds says "connected" there first; `timeout` exits 124 when time runs out.
+WAIT = 15
+COMMAND = (f"timeout {WAIT} bash -c 'exec 3<>/dev/tcp/{{ip}}/3306 || exit 7; echo connected >&2; "
+           "head -c 40 <&3 | od -An -v -tx1'")
+CONNECT_FAILED, TIMED_OUT = 7, 124
 HOST_NOT_PRIVILEGED = 1130
 
 
 @dataclass(frozen=True)
 class FirstPacket:
-    kind: str           # "greeting", "no account for this host", "another server's greeting", "error", "nothing"
-    detail: str         # the version string, or the error's code and message, or what came
+    # "greeting", "no account for this host", "another server's greeting", "error", "nothing" (it
+    # connected, and what came, if anything, was not MariaDB's), "refused", "silent", "unreachable"
+    kind: str
+    detail: str         # the version string, or the error's code and message, or what came, or why nothing did
 
     @property
     def answered(self) -> bool:
@@ -77,8 +89,29 @@ class Greeting:
         return [self.first.describe(), self.result.evidence()]
 
 
+def outcome(result: Result, ip: str) -> FirstPacket:
+    """What the command saw: MariaDB's first packet, or how no packet came."""
+    if result.stdout.strip():
+        return parse(result.stdout)
+    said = result.stderr.strip()
+    connected = "connected" in said.splitlines()
+    if result.rc == CONNECT_FAILED and "refused" in said.lower():
+        return FirstPacket("refused", f"{ip}:3306 answered the connection with a reset: nothing listens there "
+                                      f"(MariaDB stopped, or listening on 127.0.0.1 only: its bind-address)")
+    if result.rc == CONNECT_FAILED:
+        reason = said.splitlines()[-1].split(": ")[-1] if said else f"exit {result.rc}"
+        return FirstPacket("unreachable", f"the connection to {ip}:3306 failed: {reason}")
+    if result.rc == TIMED_OUT and not connected:
+        return FirstPacket("silent", f"no answer from {ip}:3306 in {WAIT} s: the connection is dropped on the way "
+                                     f"(a security group, a network ACL or a firewall)")
+    if connected:
+        how = f"nothing came in {WAIT} s" if result.rc == TIMED_OUT else "it closed without a word"
+        return FirstPacket("nothing", f"the connection to {ip}:3306 opened, then {how}")
+    return FirstPacket("nothing", said.splitlines()[-1] if said else f"exit {result.rc}")
+
+
 def ask(conns: Connections, role: str, ip: str) -> Greeting:
     """Connect from `role`'s host to ip:3306 and read MariaDB's first packet."""
     ipaddress.ip_address(ip)        # never a word that reaches a shell unchecked
     result = conns.execute(role, COMMAND.format(ip=ip))
-    return Greeting(parse(result.stdout), result)
+    return Greeting(outcome(result, ip), result)

@@ -80,6 +80,11 @@ class PinOnFirstContact(paramiko.MissingHostKeyPolicy):
         save_pins(client, self.known_hosts)
 
 
+class KeyMissing(EnvError):
+    """No key file where the environment's own key would be: someone else's environment says what to
+    give instead (Environment.connections)."""
+
+
 def load_key(path: Path, own: bool) -> paramiko.PKey:
     """The private key at `path`: the environment's own (`own`: in its state folder, read as every
     file there is) or the user's (--ssh-key: private, as OpenSSH insists, and without a passphrase)."""
@@ -92,7 +97,7 @@ def load_key(path: Path, own: bool) -> paramiko.PKey:
                                f"run chmod 600 {path}")
             text = path.read_bytes()
     except FileNotFoundError:
-        raise EnvError(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)") from None
+        raise KeyMissing(f"SSH key file {path} does not exist (provision first, or pass --ssh-key)") from None
     except IsADirectoryError:
         raise EnvError(f"SSH key file {path} is a folder, not a key") from None
     for cls in (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey):

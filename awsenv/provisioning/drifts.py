@@ -8,6 +8,7 @@ environment can show many drifts in turn. Every function takes the Environment.
 """
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -365,7 +366,8 @@ def _sshd_setting(role: str, line: str) -> tuple[Callable, Callable]:
     return (lambda e: _sshd_drop_in(e, role, line)), (lambda e: _sshd_drop_in(e, role, None))
 
 
-def _db_in_public_subnet(env):
+def _relaunch_db(env, subnet_id: str) -> None:
+    """The DB server terminated and launched again, as the provisioner launches it, into `subnet_id`."""
     from . import tags
 
     ec2 = env.ec2
@@ -374,19 +376,47 @@ def _db_in_public_subnet(env):
     wait_with_waiter(ec2, "instance_terminated", f"the DB server {s.db.id} terminated", 600, lambda _: None,
                      InstanceIds=[s.db.id])
     # Launched as the provisioner launches (no public address; the interface goes with the instance).
-    new = ec2.run_instances(ImageId=s.db.image_id, InstanceType=s.db.instance_type, MinCount=1, MaxCount=1,
-                        KeyName=s.db.key_name, MetadataOptions={"HttpTokens": "required"},
-                        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": s.public_subnet.id,
-                                            "Groups": list(s.db.group_ids), "AssociatePublicIpAddress": False,
-                                            "DeleteOnTermination": True}],
-                        TagSpecifications=tags.spec("instance", env.settings.env, "db"))
+    new = _fresh(env, lambda: ec2.run_instances(
+        ImageId=s.db.image_id, InstanceType=s.db.instance_type, MinCount=1, MaxCount=1, KeyName=s.db.key_name,
+        MetadataOptions={"HttpTokens": "required"},
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": list(s.db.group_ids),
+                            "AssociatePublicIpAddress": False, "DeleteOnTermination": True}],
+        TagSpecifications=tags.spec("instance", env.settings.env, "db")))
     _made(env, "instance", new["Instances"][0]["InstanceId"])
+
+
+def _db_in_public_subnet(env):
+    _relaunch_db(env, env.snapshot().public_subnet.id)
+
+
+def _private_subnet_replaced(env):
+    """Another private subnet (the next free /24 of the VPC) on the private route table, the DB server
+    relaunched into it, the article's private subnet deleted: what was built with (or stated as)
+    --private-cidr is gone, though the new subnet is private by its routes."""
+    from . import tags
+
+    ec2, s = env.ec2, env.snapshot()
+    old, table = s.private_subnet, s.route_table_of(s.private_subnet)
+    used = [ipaddress.ip_network(x.cidr) for x in s.subnets.values()]
+    cidr = next(str(n) for n in ipaddress.ip_network(s.vpc.cidr).subnets(new_prefix=24)
+                if not any(n.overlaps(u) for u in used))
+    new = ec2.create_subnet(VpcId=s.vpc.id, CidrBlock=cidr, AvailabilityZone=old.az,
+                            TagSpecifications=tags.spec("subnet", env.settings.env, "drift-private-subnet"))
+    subnet_id = _made(env, "subnet", new["Subnet"]["SubnetId"])
+    _fresh(env, lambda: ec2.associate_route_table(RouteTableId=table.id, SubnetId=subnet_id))
+    _relaunch_db(env, subnet_id)
+    # The terminated DB's interface holds the old subnet for a while (DependencyViolation).
+    consistency.retry_codes(lambda: ec2.delete_subnet(SubnetId=_gone(old.id)), consistency.DEPENDENCY,
+                            env.target.dependency_timeout, first=env.target.retry_first, cap=env.target.poll_delay,
+                            what=f"delete subnet {old.id}")
 
 
 CATALOGUE: list[Drift] = [
     Drift("vpc-dns-support-off", "the VPC's DNS support is turned off",
           _vpc_attr("EnableDnsSupport", False), _vpc_attr("EnableDnsSupport", True)),
     Drift("db-in-public-subnet", "the DB server is relaunched into the public subnet", _db_in_public_subnet, None),
+    Drift("private-subnet-replaced", "the private subnet is replaced by one with another CIDR, the DB server "
+          "relaunched into it", _private_subnet_replaced, None),
     Drift("igw-detached", "the internet gateway is detached from the VPC", _detach_igw, _attach_igw),
     Drift("public-default-route-removed", "the public route table lost its 0.0.0.0/0 route",
           _remove_public_default, _restore_public_default),

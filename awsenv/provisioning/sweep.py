@@ -110,7 +110,7 @@ def sweep(target: Target, settings: Settings, older_than: dt.timedelta, dry_run:
         found = teardown.find_env(target.ec2, e.env, Ledger(state_dir), include_tagged=True)
         progress(f"env {e.env}: {why}; {'would remove' if dry_run else 'removing'}:")
         for kind, rid in kinds.billed_first([(k, i) for k, ids in found.ours.items() for i in ids]):
-            progress(f"  {kind:<17} {rid}{kinds.cost_note(kind)}")
+            progress(f"  {kind:<17} {rid}{kinds.cost_note(kind, settings.region)}")
         if dry_run:
             continue
         with environment_lock(state_dir, e.env, "sweep"):

@@ -60,6 +60,7 @@ class Leftovers:
     unconfirmed: set[tuple[str, str]] = field(default_factory=set)   # made here, never seen: may exist
     moved: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, id, why): the ledger's, no longer tagged ours
     kept: list[tuple[str, str]] = field(default_factory=list)        # tagged like ours, not ours by proof
+    region: str | None = None                                        # where they bill (the cost notes)
 
     def __bool__(self):
         """Something this environment made is still there."""
@@ -68,19 +69,19 @@ class Leftovers:
     def lines(self) -> list[str]:
         out = []
         for k, i in kinds.billed_first(self.items):
-            line = f"{k} {i} LEFT BEHIND{kinds.cost_note(k)}" if k in kinds.BILLED else f"{k} {i} left behind"
+            line = f"{k} {i} LEFT BEHIND{kinds.cost_note(k, self.region)}" if k in kinds.BILLED else f"{k} {i} left behind"
             if (k, i) in self.unconfirmed:
                 line += " (created by this run but never visible to the API afterwards: check it)"
             out.append(line)
         why = {(k, i): w for k, i, w in self.moved}
         for k, i in kinds.billed_first(list(why)):
-            out.append(f"{k} {i} LEFT BEHIND{kinds.cost_note(k)}: this environment's ledger names it, but "
+            out.append(f"{k} {i} LEFT BEHIND{kinds.cost_note(k, self.region)}: this environment's ledger names it, but "
                        f"{why[(k, i)]}, so it was not deleted (restore the tag and run down again, or remove it "
                        f"yourself if it is no longer yours)")
         return out
 
     def kept_lines(self, env: str) -> list[str]:
-        return [f"{k} {i} kept{kinds.cost_note(k)}: tagged Project={tags.PROJECT} Env={env}, but not in this "
+        return [f"{k} {i} kept{kinds.cost_note(k, self.region)}: tagged Project={tags.PROJECT} Env={env}, but not in this "
                 f"environment's ledger nor made by a run it knows (another team's, or built from another state "
                 f"folder); `down --include-tagged` removes it too" for k, i in kinds.billed_first(self.kept)]
 
@@ -277,7 +278,7 @@ def down(target: Target, settings: Settings, progress=print, only: Only | None =
         if only is None and not found.moved:
             ledger.clear()
             statedir.forget_after_down(settings, progress)
-        return Leftovers(moved=found.moved, kept=found.unproven)
+        return Leftovers(moved=found.moved, kept=found.unproven, region=settings.region)
 
     seen = {(k, i) for k, ids in found.ours.items() for i in ids}
     problems = _remove(target, found.ours, progress)
@@ -402,4 +403,4 @@ def leftovers(target: Target, settings: Settings, only: Only | None = None,
     items = [(k.name, i) for k in kinds.KINDS for i in found.ours.get(k.name, [])]
     never_seen = {(k, i) for k, i in (unconfirmed or set())}
     items += sorted(never_seen - set(items))
-    return Leftovers(items, never_seen, found.moved, found.unproven)
+    return Leftovers(items, never_seen, found.moved, found.unproven, settings.region)

@@ -67,6 +67,62 @@ class LocalTarget(Target):
                 # Both: the AWS CLI v1 and boto3 read AWS_DEFAULT_REGION, newer tools AWS_REGION.
                 "AWS_REGION": api.region, "AWS_DEFAULT_REGION": api.region}
 
+    # -- the bare lab (`provision.py lab ...`): what only this target knows of it -----------------
+    @staticmethod
+    def runner_addresses() -> tuple[str, str, str]:
+        """(default, first, last) addresses a runner may take on the lab's internet."""
+        from lab import runner
+
+        prefix = runner.DEFAULT_ADDRESS.rsplit(".", 1)[0]
+        return runner.DEFAULT_ADDRESS, f"{prefix}.{runner.FIRST}", f"{prefix}.{runner.LAST}"
+
+    def ssh_fragment(self) -> Path:
+        """The OpenSSH config fragment `lab start` writes: any host launched in the lab, from any folder."""
+        from lab.daemon import SSH_FRAGMENT
+
+        return self.settings.state_dir / SSH_FRAGMENT
+
+    @staticmethod
+    def vantage_ip() -> str:
+        """Where the user's own SSH and HTTP come from on the lab's internet."""
+        from lab.internet import VANTAGE_IP
+
+        return VANTAGE_IP
+
+    @staticmethod
+    def check_runner_address(address: str) -> None:
+        """A runner's address the lab can give (one line naming the range if not)."""
+        from lab.errors import LabError
+        from lab.runner import check_address
+
+        try:
+            check_address(address)
+        except LabError as exc:
+            raise EnvError(f"--as: {exc}") from None
+
+    def lab_status(self) -> dict | None:
+        """The running lab's daemon, endpoints, namespaces, containers and runners; None if none runs."""
+        from lab import daemon
+
+        return daemon.status(self.settings.env, self.settings.state_dir)
+
+    def runner(self, address: str) -> tuple[str, dict[str, str]]:
+        """A runner on the lab's internet at `address` (lab/runner.py: where a CI runner stands, for
+        the aws target's own code): its namespace, and the variables that point boto3 and the AWS CLI
+        at the lab's API as it is served there. Attach or open first."""
+        from lab import runner
+        from lab.errors import LabError
+
+        api = self._require_api()
+        if not api.internet_endpoint:
+            raise EnvError(f"the lab of {self.settings.env!r} serves its API on loopback only (it was started by an "
+                           f"older version): stop it and start it again")
+        try:
+            ns = runner.ensure(self.settings.env, address)
+        except LabError as exc:
+            raise EnvError(str(exc)) from None
+        return ns, {**self.cli_environment(), "AWS_ENDPOINT_URL": api.internet_endpoint}
+
     def prepare(self, progress=print) -> dict[str, float]:
         from lab import daemon, image
         from lab.errors import LabError

@@ -7,8 +7,9 @@ One module per EC2 behaviour in `rules/`, each naming its source in its docstrin
 the terraform-provider-aws or amazon.aws file that retries or waits the answer out) and the rate
 at which it answers; `rules/__init__.py` is the registry. The core: `layer.py` (the WSGI
 middleware), `query.py` (requests and moto's XML answers), `memory.py` (what the layer remembers
-of the calls it saw), `errors.py` (EC2's error document), `config.py` (the switch and the windows),
-`counts.py`, `clock.py`, `server.py`. emulator/README.md describes the rules, the switch
+of the calls it saw), `gate.py` (transitional states held until a server's machine is there),
+`errors.py` (EC2's error document), `config.py` (the switch and the windows), `counts.py`,
+`clock.py`, `server.py`. emulator/README.md describes the rules, the switch
 (`TWOTIER_EMULATOR_REALISM`, `..._SCALE`, `..._COUNTS`) and where the layer is on.
 
     from emulator import realism

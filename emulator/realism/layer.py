@@ -14,6 +14,7 @@ from . import query as Q
 from .config import ENV_COUNTS, Rates, Timings, rules_from_env
 from .counts import Counts
 from .errors import Ec2Error, error_response
+from .gate import DEFAULT_BOUND, StateGate
 from .memory import CREATED, INSTANCE_CALLS, LISTED, Memory
 from .rules import REGISTRY, RULES, Rule, ZoneRules
 
@@ -38,6 +39,7 @@ class RealismLayer:
         self.random = random.Random(seed)   # the rates' draws: the same run draws the same answers
         self.clock = clock
         self.memory = Memory(self)
+        self.state_gate: StateGate | None = None    # see hold_states_until
         # Every rule exists (one may ask another, e.g. which zones offer a type); only those that are
         # on answer.
         self._all: dict[str, Rule] = {cls.name: cls(self) for cls in REGISTRY}
@@ -59,6 +61,12 @@ class RealismLayer:
         self.memory.forget()
         for rule in self._all.values():
             rule.reset()
+
+    def hold_states_until(self, reached, *, bound: float = DEFAULT_BOUND, log=print) -> None:
+        """Show an instance's transitional state until `reached(instance_id, state, region)` says its
+        machine is `running` / `stopped` / `terminated` (or `bound` seconds have passed; logged):
+        for a server that also runs the instances (gate.py). Call it before serving."""
+        self.state_gate = StateGate(reached, bound, log)
 
     def others_instances(self) -> set[str]:
         """The IDs of the instances "another team" runs (rule others-instances), since the last reset."""

@@ -65,6 +65,8 @@ class Change:
     subnet: str | None = None
     vpc: str | None = None
     public_ip: str | None = None
+    region: str = ""
+    done_at: float | None = None   # when the API first showed its final state (see `finished_at`)
 
 
 class Memory:
@@ -121,7 +123,7 @@ class Memory:
                 self.created_at.setdefault(rid, now)
             if req.action == "RunInstances":
                 for rid in ids:
-                    self.instances.setdefault(rid, Change("launch", now))
+                    self.instances.setdefault(rid, Change("launch", now, region=req.region))
             if req.action == "CreateNatGateway":
                 for rid in ids:
                     self.nat_created.setdefault(rid, now)
@@ -137,7 +139,8 @@ class Memory:
                 continue
             if snap.state != final:     # stopping a stopped instance changes nothing
                 with self.lock:
-                    self.instances[iid] = Change(kind, now, snap.groups, snap.subnet, snap.vpc, snap.public_ip)
+                    self.instances[iid] = Change(kind, now, snap.groups, snap.subnet, snap.vpc, snap.public_ip,
+                                                 req.region)
 
     def _instance_snapshots(self, req: Q.Request) -> dict[str, Snapshot]:
         """What an instance holds as a start, stop or terminate call reaches it, read before moto
@@ -169,21 +172,44 @@ class Memory:
         """The state EC2 shows: moto's final state is still the transitional one for a while."""
         change = self.instances.get(iid)
         if change is not None and change.kind in INSTANCE_CHANGES:
-            final, transitional, timing = INSTANCE_CHANGES[change.kind]
-            if moto_state == final and now < change.at + getattr(self.layer.timings, timing):
+            final, transitional, _ = INSTANCE_CHANGES[change.kind]
+            if moto_state == final and self.finished_at(iid, change, now) is None:
                 return transitional
         return moto_state
+
+    def finished_at(self, iid: str, change: Change, now: float) -> float | None:
+        """When EC2 shows `change` done, or None while it is still transitional: the change's window
+        is over and, where the layer has a state gate (gate.py), the server's machine has got there.
+        Once done it stays done (the answer is kept in the change)."""
+        if change.done_at is not None:
+            return change.done_at
+        final, _, timing = INSTANCE_CHANGES[change.kind]
+        window_end = change.at + getattr(self.layer.timings, timing)
+        if now < window_end:
+            return None
+        gate = self.layer.state_gate
+        if gate is None:
+            return window_end
+        if not gate.reached(iid, final, change.region, change.at, now):
+            return None
+        change.done_at = max(window_end, now)
+        return change.done_at
 
     def instance_vpc(self, inst) -> str | None:
         change = self.instances.get(inst.id)
         return Q.prop(inst, "vpc_id") or (change.vpc if change else None)
 
     def lingering(self, now: float) -> list[tuple[str, Change]]:
-        """Instances whose network interfaces still exist although they were terminated."""
-        timings = self.layer.timings
-        window = timings.instance_shutting_down + timings.eni_linger
-        return [(iid, ch) for iid, ch in list(self.instances.items())
-                if ch.kind == "terminate" and now < ch.at + window]
+        """Instances whose network interfaces still exist although they were terminated: while they
+        are shutting down, and `eni_linger` seconds after EC2 shows them terminated."""
+        linger = self.layer.timings.eni_linger
+        lingering = []
+        for iid, ch in list(self.instances.items()):
+            if ch.kind == "terminate":
+                done = self.finished_at(iid, ch, now)
+                if done is None or now < done + linger:
+                    lingering.append((iid, ch))
+        return lingering
 
     def nat_deleting(self, nat_id: str, now: float) -> bool:
         """Deleted through this layer, and still `deleting` as EC2 shows it."""

@@ -1,6 +1,7 @@
 """What a rule is: a name, and hooks the layer calls before and after moto answers."""
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ class Rule:
                           of moto, or change `req.forward_params` / `req.notes` for later
     after(req, doc, now)  rewrite moto's answer (`doc`, set `doc.changed`); count what it injected
                           with `self.count(req)`
-    reset()               forget what it remembers (moto's /moto-api/reset)
+    reset()               forget what it remembers (moto's /moto-api/reset); called once at the
+                          start too, so a rule's memory is made there, under `self._lock`
     """
 
     name: ClassVar[str] = ""
@@ -26,6 +28,8 @@ class Rule:
 
     def __init__(self, layer: RealismLayer):
         self.layer = layer
+        self._lock = threading.Lock()     # the layer serves requests on many threads
+        self.reset()
 
     def reset(self) -> None:
         pass

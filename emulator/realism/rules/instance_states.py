@@ -13,7 +13,9 @@ deleted waits); amazon.aws retries IncorrectState (plugins/module_utils/ec2.py
 EC2_INSTANCE_CATCH_EXTRA_CODES) and waits with boto3's waiters (plugins/modules/ec2_instance.py).
 
 Rate: every launch, start, stop and terminate, for `Timings.instance_pending` / `_stopping` /
-`_shutting_down` seconds (AWS: ~10-60 s pending, ~30-120 s stopping or shutting down).
+`_shutting_down` seconds (AWS: ~10-60 s pending, ~30-120 s stopping or shutting down) and, where
+the server gave the layer a state gate (gate.py: the lab), until its machine is there: on EC2
+`stopped` means off, `terminated` gone, `running` running (sshd may still be starting).
 """
 from __future__ import annotations
 

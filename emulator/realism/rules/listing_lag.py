@@ -15,8 +15,6 @@ seconds. Reads never go back in time: once a list shows an ID, calls naming it s
 """
 from __future__ import annotations
 
-import threading
-
 from .. import query as Q
 from ..memory import CREATED, LISTED
 from .base import Rule
@@ -25,11 +23,6 @@ from .base import Rule
 class ListingLag(Rule):
     name = "listing-lag"
     after_actions = frozenset(LISTED) | frozenset(CREATED)
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self._lock = threading.Lock()
-        self.reset()
 
     def reset(self):
         with self._lock:

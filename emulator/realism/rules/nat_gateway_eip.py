@@ -21,7 +21,6 @@ InvalidNetworkInterfaceID.NotFound in turn for `Timings.eip_release_lag` seconds
 from __future__ import annotations
 
 import itertools
-import threading
 
 from .. import query as Q
 from ..errors import Ec2Error
@@ -31,11 +30,6 @@ from .base import Rule
 class NatGatewayEip(Rule):
     name = "nat-gateway-eip"
     after_actions = frozenset({"DeleteNatGateway"})
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self._lock = threading.Lock()
-        self.reset()
 
     def reset(self):
         with self._lock:

@@ -15,8 +15,6 @@ Rate: every NAT gateway, for `Timings.nat_eni_linger` seconds after it is `delet
 """
 from __future__ import annotations
 
-import threading
-
 from .. import query as Q
 from ..errors import Ec2Error
 from .base import Rule
@@ -25,10 +23,6 @@ from .base import Rule
 class NatGatewayEni(Rule):
     name = "nat-gateway-eni"
     after_actions = frozenset({"DescribeNetworkInterfaces"})
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self._lock = threading.Lock()
 
     def _nats(self, req) -> list:
         return list(Q.safe(lambda: self.backend(req).nat_gateways, {}).values())

@@ -9,7 +9,6 @@ tags (and no Project tag), through moto itself (not through this layer), stopped
 """
 from __future__ import annotations
 
-import threading
 import xml.etree.ElementTree as ET
 
 from .. import query as Q
@@ -20,11 +19,6 @@ from .zones import Zones
 class OthersInstances(Rule):
     name = "others-instances"
     after_actions = frozenset({"RunInstances"})
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self._lock = threading.Lock()
-        self.reset()
 
     def reset(self):
         with self._lock:

@@ -17,7 +17,6 @@ Zone (it offers a few larger types); RunInstances of a type a zone doesn't offer
 from __future__ import annotations
 
 import dataclasses
-import threading
 import xml.etree.ElementTree as ET
 
 from .. import query as Q
@@ -65,11 +64,6 @@ class LocalZone:
 class Zones(Rule):
     name = "zones"
     after_actions = frozenset({"DescribeAvailabilityZones", "DescribeInstanceTypeOfferings", "CreateSubnet"})
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self._lock = threading.Lock()
-        self.reset()
 
     def reset(self):
         with self._lock:
