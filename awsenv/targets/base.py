@@ -60,6 +60,11 @@ def new_session(region: str | None, profile: str | None = None, credentials: tup
     key, secret, token = credentials or (None, None, None)
     session = boto3.Session(botocore_session=core, profile_name=profile, region_name=region,
                             aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token)
+    # botocore reads the config and credentials files lazily and not thread-safely: it publishes
+    # the profiles of the config file before adding those of the credentials file, so a thread
+    # asking meanwhile finds no such profile. A fleet's environments share a session across
+    # threads (Target.use_clients_of): read them here, while one thread holds it.
+    core.full_config  # noqa: B018
     with _LOADER_LOCK:
         # boto3 adds its own data folder to the loader's search path once per session: once is enough.
         paths = _LOADER.search_paths
