@@ -239,6 +239,18 @@ def test_a_fleet_of_twenty_in_one_run_then_fixed_and_new(world):
     together = json.loads((w.tmp / "merged" / "results.json").read_text())
     assert same_result(together) == same_result(r2)
 
+    # Across two xdist workers (whole environments to each): the same verdicts. (Not applicable ones
+    # differ by design: a worker records no deselected check, and the disruptive check's reason is -n.)
+    parallel, r3, _ = w.run(w.fleet_file(), "-n", "2", out="parallel")
+    assert parallel.returncode == 1, parallel.stdout[-3000:]
+    assert keys(r3) == keys(r2)
+    assert applicable(r3) == applicable(r2)
+
+
+def applicable(data: dict) -> dict:
+    return {(r["environment"], r["check_id"]): (r["verdict"], r["message"], r["evidence_sha256"])
+            for r in data["records"] if r["verdict"] != "not-applicable"}
+
 
 def same_result(data: dict) -> tuple:
     """What a result says about the fleet, less when and in which run (times, run ids, history)."""
