@@ -15,6 +15,7 @@ pytest_plugins = [
     "fixtures.verdicts",
     "fixtures.probes",          # before lifecycle, which imports it (run-stats.json's negative_checks)
     "fixtures.lifecycle",
+    "fixtures.fleet",
     "fixtures.stages",
     "fixtures.hosts",
     "fixtures.changes",

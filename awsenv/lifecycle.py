@@ -65,8 +65,11 @@ class RunRecord:
 class Lifecycle:
     """provision: build a fresh environment and (unless keep) remove it at the end; else find one."""
 
-    def __init__(self, env: Environment, provision: bool = False, keep: bool = False, progress=print):
+    def __init__(self, env: Environment, provision: bool = False, keep: bool = False, progress=print,
+                 prove_access: bool = True):
         self.env = env
+        # False: a check-only pass lets its first read prove the credentials (Target.attach).
+        self.prove_access = prove_access
         self.provision = provision
         self.keep = keep
         self.record = RunRecord()
@@ -82,7 +85,7 @@ class Lifecycle:
             # One build of an environment at a time (another `up` or --provision waits its turn).
             self._held.enter_context(environment_lock(self.env.settings.state_dir, self.env.settings.env,
                                                       "pytest --provision"))
-        if self.provision or not target.attach(self.say):
+        if self.provision or not target.attach(self.say, prove=self.prove_access):
             if not self.provision and target.persistent:
                 raise EnvError(target.absent_reason())
             self.record.stages.update(target.prepare(progress=self.say))

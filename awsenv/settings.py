@@ -6,6 +6,7 @@ directory) are the target's decision (awsenv/targets/) and are handed to build()
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ from .errors import EnvError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+# What STS AssumeRole accepts (IAM's role ARN; RoleSessionName: 2 to 64 of [\w+=,.@-]).
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+PROFILE_NAME = re.compile(r"[\w+=,.@:/-]{1,128}")
 AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
 SSH_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 DEFAULT_IMAGE = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -74,6 +79,17 @@ class Settings:
     state_dir: Path
     given: frozenset[str] = frozenset()     # the options the user stated explicitly
     allow_wide_admin_cidr: bool = False     # up may open SSH to an admin CIDR wider than a /8
+    # How the aws target gets its credentials when a fleet entry says (README "Fleets"): a named
+    # profile of the shared config, and a role to assume with STS in a session named after the run.
+    profile: str | None = None
+    role_arn: str | None = None
+    role_session_name: str | None = None
+
+    @property
+    def role_account(self) -> str | None:
+        """The account of the role to assume (the environment's account, as cross-account scanners read it)."""
+        m = ROLE_ARN.fullmatch(self.role_arn or "")
+        return m.group(1) if m else None
 
     @property
     def key_name(self) -> str:
@@ -141,7 +157,20 @@ class Settings:
                    ssh_key=_key_file(Path(v["ssh_key"])) if v["ssh_key"] else None,
                    state_dir=Path(v["state_dir"]) if v["state_dir"] else state_dir,
                    given=frozenset(k for k in given if k in DEFAULTS),
-                   allow_wide_admin_cidr=bool(v.get("allow_wide_admin_cidr")))
+                   allow_wide_admin_cidr=bool(v.get("allow_wide_admin_cidr")), **_access(values))
+
+
+def _access(values: dict) -> dict:
+    """The credentials a fleet entry names (profile, role to assume, the session's name), checked."""
+    out = {k: values.get(k) for k in ("profile", "role_arn", "role_session_name")}
+    if out["profile"] is not None and not (isinstance(out["profile"], str) and PROFILE_NAME.fullmatch(out["profile"])):
+        raise EnvError(f"bad profile {out['profile']!r}: the name of a profile in the AWS config file")
+    if out["role_arn"] is not None and not (isinstance(out["role_arn"], str) and ROLE_ARN.fullmatch(out["role_arn"])):
+        raise EnvError(f"bad role_arn {out['role_arn']!r}: an IAM role's ARN, arn:aws:iam::ACCOUNT:role/NAME")
+    name = out["role_session_name"]
+    if name is not None and not ROLE_SESSION_NAME.fullmatch(name):
+        raise EnvError(f"bad role session name {name!r}: 2 to 64 of letters, digits and +=,.@_-")
+    return out
 
 
 def check_env_name(env: str) -> str:
@@ -173,15 +202,21 @@ def check_region_name(region: str) -> str:
     """A region EC2 has in any partition (China and GovCloud too), from botocore's own endpoint data:
     no API call, and no profile or config file is read (AWS_PROFILE may name one that doesn't exist),
     so a typo is a bad option, said before anything starts."""
+    if region not in _ec2_regions():
+        raise EnvError(f"unknown region {region!r} (EC2 has e.g. us-east-1, eu-west-1, ap-northeast-1, cn-north-1, "
+                       "us-gov-west-1)")
+    return region
+
+
+@functools.cache
+def _ec2_regions() -> frozenset[str]:
+    # Read once a process: a fleet checks the region of every environment, and parsing botocore's
+    # endpoint data takes tens of milliseconds.
     from botocore.loaders import create_loader
     from botocore.regions import EndpointResolver
 
     resolver = EndpointResolver(create_loader().load_data("endpoints"))
-    known = {r for p in resolver.get_available_partitions() for r in resolver.get_available_endpoints("ec2", p)}
-    if region not in known:
-        raise EnvError(f"unknown region {region!r} (EC2 has e.g. us-east-1, eu-west-1, ap-northeast-1, cn-north-1, "
-                       "us-gov-west-1)")
-    return region
+    return frozenset(r for p in resolver.get_available_partitions() for r in resolver.get_available_endpoints("ec2", p))
 
 
 def _key_file(path: Path) -> Path:

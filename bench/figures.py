@@ -29,6 +29,8 @@ ROWS = (
     ("disk_memory", "the instances' disks in memory (tmpfs) once set up", "{detail}", "(cap 8 GB each)"),
     ("compliance_write_100", "writing a run's data for 100 environments (history, waivers, results.json, step "
      "summary, report section, ASFF; bench/compliance_write.py)", "{value:.2f} s ({detail})", "<= 2 s"),
+    ("fleet_100", "a fleet of 100 environments in one check-only run (`pytest --fleet`, API checks, one moto "
+     "server; bench/fleet.py)", "{value:.1f} s ({detail})", "<= 20 s, <= 15 API calls each, written in <= 2 s"),
 )
 
 

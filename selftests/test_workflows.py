@@ -72,7 +72,12 @@ def shipped_workflows(root: Path = REPO) -> list[Path]:
     """The same files `.ci/workflows` gives zizmor, less the Dependabot configs."""
     found = [*root.glob("examples/**/*.yml"), *root.glob("examples/**/*.yaml"),
              *root.glob(".github/workflows/*.yml"), *root.glob(".github/workflows/*.yaml")]
-    return sorted(p for p in found if p.stem != "dependabot")
+    return sorted(p for p in found if p.stem != "dependabot" and not is_fleet_file(p))
+
+
+def is_fleet_file(path: Path) -> bool:
+    """A fleet file (pytest --fleet) shipped as an example: no workflow (.ci/workflows leaves it out too)."""
+    return path.name.endswith((".fleet.yml", ".fleet.yaml"))
 
 
 # --- the checks: each takes a workflow's text and returns what is wrong with it ------------------
@@ -159,7 +164,7 @@ CHECKS: dict[str, Callable[[str], list[str]]] = {
 
 def test_there_are_workflows_to_check():
     names = [p.relative_to(REPO).as_posix() for p in shipped_workflows()]
-    assert "examples/scheduled-compliance.yml" in names, names
+    assert "examples/scheduled-compliance.yml" in names and "examples/fleet-compliance.yml" in names, names
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=list(CHECKS))
@@ -199,6 +204,98 @@ def test_the_id_token_check_follows_the_job_that_assumes_the_role():
         f"job other: id-token: write without {AWS_CREDENTIALS_ACTION}"]
 
 
+# --- the fleet's workflow: shards over a matrix, one merge --------------------------------------
+
+FLEET_WORKFLOW = REPO / "examples" / "fleet-compliance.yml"
+
+
+def fleet_workflow_problems(text: str) -> list[str]:
+    """What would make the sharded workflow check less than the whole fleet, or not decide once."""
+    workflow = yaml.safe_load(text)
+    shards = int(workflow["env"]["SHARDS"])
+    shard, merge = jobs(workflow).get("shard", {}), jobs(workflow).get("merge", {})
+    problems = []
+    matrix = (shard.get("strategy") or {}).get("matrix", {}).get("shard")
+    if matrix != list(range(1, shards + 1)):
+        problems.append(f"the matrix's shards {matrix} are not 1 to SHARDS ({shards})")
+    if (shard.get("strategy") or {}).get("fail-fast") is not False:
+        problems.append("fail-fast: one shard's failure would cancel the others' checks")
+    runs = "\n".join(s.get("run", "") for s in shard.get("steps") or [])
+    if '--fleet-shard="$SHARD/$SHARDS"' not in runs or '--fleet="$FLEET"' not in runs:
+        problems.append("the shard job does not check its shard of the fleet file")
+    uploads = steps_using(shard, "actions/upload-artifact")
+    if not uploads or uploads[0].get("if") != "always()" or uploads[0]["with"].get("path") != "reports/":
+        problems.append("the shard job does not upload its reports/ whatever it found")
+    if merge.get("needs") != "shard" or "!cancelled()" not in str(merge.get("if")):
+        problems.append("the merge job does not wait for every shard, or not after a failed one")
+    if not any("python -m compliance merge" in s.get("run", "") for s in merge.get("steps") or []):
+        problems.append("the merge job does not run python -m compliance merge")
+    return problems
+
+
+def merge_script() -> str:
+    workflow = yaml.safe_load(FLEET_WORKFLOW.read_text())
+    return next(s["run"] for s in jobs(workflow)["merge"]["steps"] if "compliance merge" in s.get("run", ""))
+
+
+def test_the_fleet_workflow_checks_every_shard_and_decides_once():
+    assert fleet_workflow_problems(FLEET_WORKFLOW.read_text()) == []
+    text = FLEET_WORKFLOW.read_text()
+    assert len(fleet_workflow_problems(text.replace("shard: [1, 2, 3, 4]", "shard: [1, 2, 3]"))) == 1
+    assert len(fleet_workflow_problems(text.replace("    needs: shard\n", ""))) == 1
+    assert len(fleet_workflow_problems(text.replace("fail-fast: false", "fail-fast: true"))) == 1
+
+
+def run_merge_step(tmp_path: Path, shards: dict[str, object], expected: int) -> tuple[str, str]:
+    """The merge job's script as the runner runs it (bash -e, a checkout with .venv, the shards'
+    artifacts downloaded), in a folder of its own."""
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    for name, results in shards.items():
+        (tmp_path / "shards" / name).mkdir(parents=True)
+        (tmp_path / "shards" / name / "results.json").write_text(results.dumps())  # type: ignore[attr-defined]
+    step = tmp_path / "step-summary.md"
+    env = {"PATH": os.environ["PATH"], "SHARDS": "2", "GITHUB_STEP_SUMMARY": str(step), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(["bash", "-e", "-c", merge_script()], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == expected, done.stdout + done.stderr
+    return done.stdout + done.stderr, step.read_text() if step.exists() else ""
+
+
+def test_the_fleet_workflows_merge_step_gives_one_status_and_keeps_the_history(tmp_path):
+    from compliance import history
+    from compliance import results as res
+    from selftests.test_results_units import ICMP, run_of
+
+    one = run_of({}, "2026-01-01T00:00:00.000Z", envs=("a@us-east-1",))
+    two = run_of({("b@eu-west-1", ICMP): res.VIOLATED}, "2026-01-01T00:00:01.000Z", envs=("b@eu-west-1",))
+    said, summary = run_merge_step(tmp_path, {"fleet-shard-1": one, "fleet-shard-2": two}, expected=1)
+    assert "merged 2 shard(s), 2 environment(s)" in said and "### Violated (1)" in summary
+    kept = list((tmp_path / ".fleet-history").iterdir())
+    assert len(kept) == 1 and history.HISTORY_FILE.fullmatch(kept[0].name), kept
+    assert len(res.load(kept[0]).environments) == 2
+
+
+def test_the_fleet_workflows_merge_step_fails_on_a_missing_shard(tmp_path):
+    from selftests.test_results_units import run_of
+
+    said, _ = run_merge_step(tmp_path, {"fleet-shard-1": run_of({}, "2026-01-01T00:00:00.000Z")}, expected=4)
+    assert "error: 1 of 2 shards left a results.json" in said
+    assert not (tmp_path / "merged").exists() and not (tmp_path / ".fleet-history").exists()
+
+
+def test_the_example_fleet_files_are_fleet_files_and_no_workflow_is_one():
+    from fixtures import fleetfile
+
+    examples = sorted(p for p in (REPO / "examples").rglob("*") if is_fleet_file(p))
+    assert [p.name for p in examples] == ["twotier.fleet.yml"]
+    for p in examples:
+        assert len(fleetfile.load(p)) >= 2, p
+    # A workflow named like a fleet file (left out of zizmor's run) is no fleet file: it can't hide.
+    for p in shipped_workflows():
+        with pytest.raises(fleetfile.FleetError, match="unknown key"):
+            fleetfile.parse(yaml.safe_load(p.read_text()), str(p))
+
+
 # --- zizmor, through .ci/workflows as CI runs it ------------------------------------------------
 
 def run_workflows_script(script: Path, *files: str) -> subprocess.CompletedProcess[str]:
@@ -209,7 +306,7 @@ def run_workflows_script(script: Path, *files: str) -> subprocess.CompletedProce
 def test_zizmor_finds_nothing_in_what_the_project_ships():
     done = run_workflows_script(REPO / ".ci" / "workflows")
     assert done.returncode == 0, done.stdout + done.stderr
-    for path in ("examples/scheduled-compliance.yml", "examples/dependabot.yml"):
+    for path in ("examples/scheduled-compliance.yml", "examples/fleet-compliance.yml", "examples/dependabot.yml"):
         assert path in done.stdout, f"expected .ci/workflows to check {path}: {done.stdout}"
     assert "No findings to report" in done.stdout, done.stdout
 

@@ -39,7 +39,7 @@ class LocalTarget(Target):
         self._api = None      # lab.daemon.LabApi once open or attached
 
     @classmethod
-    def decide_region(cls, explicit, env, state_dir) -> str:
+    def decide_region(cls, explicit, env, state_dir, profile=None) -> str:
         # A kept lab serves the region it was built in: use it unless the user names one.
         from lab import daemon
 
@@ -157,7 +157,7 @@ class LocalTarget(Target):
             raise
         return not was_running
 
-    def attach(self, progress=print) -> bool:
+    def attach(self, progress=print, prove: bool = True) -> bool:
         from lab import daemon
 
         self._api = daemon.attach(self.settings.env, self.settings.state_dir)

@@ -54,7 +54,7 @@ class MotoTarget(Target):
         self.check_region()
         return started
 
-    def attach(self, progress=print) -> bool:
+    def attach(self, progress=print, prove: bool = True) -> bool:
         return False      # nothing outlives the process that held it
 
     def close(self, progress=print) -> None:
