@@ -24,6 +24,8 @@ def _shell(tmp_path, combo: str) -> dict[str, str]:
     shells = {
         "default-region": {"AWS_DEFAULT_REGION": "ap-northeast-1"},
         "region-and-missing-profile": {"AWS_REGION": "eu-west-1", "AWS_PROFILE": "no-such-profile"},
+        "region-only": {"AWS_REGION": "eu-west-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")},
         "config-file-and-endpoint": {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "work",
                                      "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
         "everything": {"AWS_DEFAULT_REGION": "ap-northeast-1", "AWS_REGION": "eu-west-1",
@@ -71,6 +73,22 @@ def test_moto_suite_runs_in_an_aws_users_shell(tmp_path, combo):
                   env=_shell(tmp_path, combo))
     assert v.returncode == 0 and not v.failed, v.output[-3000:]
     assert len(v.passed) >= 20, sorted(v.passed)
+
+
+# The region the AWS CLI v2 takes in each shell: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's.
+AWS_CLI_REGION = {"default-region": "ap-northeast-1", "region-only": "eu-west-1",
+                  "config-file-and-endpoint": "ca-central-1", "everything": "eu-west-1"}
+
+
+@pytest.mark.parametrize("combo", sorted(AWS_CLI_REGION))
+def test_aws_target_takes_the_region_the_aws_cli_would(tmp_path, monkeypatch, combo):
+    _in_shell(monkeypatch, tmp_path, combo)
+    if combo == "everything":
+        monkeypatch.delenv("AWS_PROFILE")     # a missing profile is its own error, tested elsewhere
+    from awsenv.targets.aws import AwsTarget
+
+    assert AwsTarget.decide_region(None, "twotier", None, os.environ.get("AWS_PROFILE")) == AWS_CLI_REGION[combo]
+    assert AwsTarget.decide_region("us-west-2", "twotier", None, os.environ.get("AWS_PROFILE")) == "us-west-2"
 
 
 @pytest.mark.parametrize("combo", COMBOS)

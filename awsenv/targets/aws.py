@@ -1,6 +1,7 @@
 """Real AWS through boto3's own credential chain and region; AWS_ENDPOINT_URL honoured by boto3."""
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -19,9 +20,12 @@ class AwsTarget(Target):
     @classmethod
     def decide_region(cls, explicit, env, state_dir, profile: str | None = None) -> str:
         try:
-            region = explicit or new_session(None, profile=profile).region_name
+            configured = new_session(None, profile=profile).region_name
         except ProfileNotFound:
             raise EnvError(f"no AWS profile {profile!r} in the AWS config or credentials file") from None
+        # This botocore reads AWS_DEFAULT_REGION and the profile only; the AWS CLI v2 and the other
+        # SDKs read AWS_REGION first, and a shell that sets only it (as CI jobs do) means that region.
+        region = explicit or os.environ.get("AWS_REGION") or configured
         if not region:
             raise EnvError("no AWS region configured: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, "
                            "or give your profile a region (aws configure)")
