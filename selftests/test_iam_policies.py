@@ -93,6 +93,11 @@ def recorded(tmp_path_factory, realistic_server):
     disruptive = check_suite(aws, tmp, "--env", "iam", "--state-dir", str(state), "--allow-disruptive",
                              faults=rec("check --allow-disruptive"))
     assert "Traceback" not in disruptive.stdout and disruptive.returncode in (0, 1, 6), disruptive.stdout[-3000:]
+    # A fleet run that assumes each member's check-only role (here the same account's, as moto's STS has it).
+    fleet = tmp / "iam.fleet.yml"
+    fleet.write_text(f"- env: iam\n  region: us-east-1\n  role_arn: {FLEET_MEMBER_ROLE}\n")
+    member = check_suite(aws, tmp, f"--fleet={fleet}", faults=rec("fleet check-only, assuming a role"))
+    assert "Traceback" not in member.stdout and member.returncode in (0, 1), member.stdout[-3000:]
     down = provision(aws, state, "down", "--env", "iam", faults=rec("down"))
     assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
     assert provision(aws, tmp / "old", *up_args("iamold")).returncode == 0
@@ -165,7 +170,9 @@ def test_the_drifts_policy_lists_only_what_the_drifts_make(drifts_recorded):
 
 JOBS = [("up", "provisioning.json"), ("check --allow-disruptive", "provisioning.json"), ("down", "provisioning.json"),
         ("check-only", "check-only.json"), ("sweep", "sweep.json"),
-        ("check --security-hub", "check-only.json+security-hub.json")]
+        ("check --security-hub", "check-only.json+security-hub.json"),
+        ("fleet check-only, assuming a role", "fleet-scanner.json+check-only.json")]
+FLEET_MEMBER_ROLE = "arn:aws:iam::123456789012:role/twotier-check-only"
 
 
 @pytest.mark.parametrize("job,names", JOBS, ids=[j for j, _ in JOBS])
@@ -256,3 +263,17 @@ def test_the_probe_instance_policy_touches_only_what_carries_the_probes_tags():
         if acts == {"ec2:RunInstances"} and statement["Resource"] == "arn:*:ec2:*:*:instance/*":
             assert statement["Condition"] == {"StringEquals": {"aws:RequestTag/Project": "twotier",
                                                                "aws:RequestTag/Role": "probe"}}, statement
+
+
+def test_the_fleet_scanner_may_only_assume_the_members_check_only_role(recorded):
+    """The identity a fleet starts from assumes each member's role and does nothing else itself; the
+    member's trust policy lets that identity (and only it) assume the role."""
+    assert "sts:AssumeRole" in recorded["fleet check-only, assuming a role"]
+    scanner = policy("fleet-scanner.json")
+    assert listed(scanner) == ["sts:AssumeRole"], listed(scanner)
+    resources = [s["Resource"] for s in scanner["Statement"]]
+    assert all(fnmatch.fnmatchcase(FLEET_MEMBER_ROLE, r) for r in resources), resources
+    assert not any(fnmatch.fnmatchcase(FLEET_MEMBER_ROLE.replace("check-only", "admin"), r) for r in resources)
+    trust = policy("fleet-member-trust.json")
+    [statement] = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRole" and statement["Principal"]["AWS"].endswith(":role/twotier-fleet-scanner")
