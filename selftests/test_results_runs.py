@@ -199,3 +199,24 @@ def test_shards_merge_to_one_result_and_the_worst_exit_status(aws, tmp_path):
     assert overlap.returncode == 4 and "shards must not overlap" in overlap.stderr
     for env in ("mga", "mgb"):
         assert provision(aws, tmp_path / env, "down", "--env", env).returncode == 0
+
+
+def test_checks_deselected_on_xdist_workers_are_recorded_as_in_a_serial_run(aws, tmp_path):
+    """-m/-k deselect on each worker, where the controller never sees them: the results, the report's
+    counts and the terminal's must still say them, as a serial run does."""
+    state = tmp_path / "state"
+    assert provision(aws, state, *up_args("xdsel")).returncode == 0
+    runs = {}
+    for name, extra in (("serial", ()), ("workers", ("-n", "2"))):
+        out = tmp_path / name / "results.json"
+        run = check_suite(aws, tmp_path, "--env", "xdsel", "--state-dir", str(state), f"--results={out}", *extra)
+        assert run.returncode == 0, run.stdout[-3000:]
+        runs[name] = (load(out), run.stdout)
+    (serial, serial_out), (workers, workers_out) = runs["serial"], runs["workers"]
+    deselected = {r["check_id"] for r in serial["records"] if "deselected" in (r.get("message") or "")}
+    assert deselected, "the serial run deselected nothing with -m 'not host'"
+    assert {r["check_id"] for r in workers["records"]} == {r["check_id"] for r in serial["records"]}
+    apart = [[e["counts_apart"] for e in run["environments"]] for run in (serial, workers)]
+    assert apart[0] == apart[1], apart
+    line = next(x for x in serial_out.splitlines() if x.startswith("not applicable:"))
+    assert line in workers_out, workers_out[-2000:]
