@@ -259,12 +259,17 @@ def test_a_fleet_of_twenty_in_one_run_then_fixed_and_new(world):
     together = json.loads((w.tmp / "merged" / "results.json").read_text())
     assert same_result(together) == same_result(r2)
 
-    # Across two xdist workers (whole environments to each): the same verdicts. (Not applicable ones
-    # differ by design: a worker records no deselected check, and the disruptive check's reason is -n.)
+    # Across two xdist workers (whole environments to each): the same verdicts, and the same checks
+    # recorded, deselected ones included. (The disruptive check's not-applicable reason names -n.)
     parallel, r3, _ = w.run(w.fleet_file(), "-n", "2", out="parallel")
     assert parallel.returncode == 1, parallel.stdout[-3000:]
     assert keys(r3) == keys(r2)
     assert applicable(r3) == applicable(r2)
+    assert recorded(r3) == recorded(r2)
+
+
+def recorded(data: dict) -> set:
+    return {(r["environment"], r["check_id"]) for r in data["records"]}
 
 
 def applicable(data: dict) -> dict:
