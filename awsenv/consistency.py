@@ -77,6 +77,12 @@ class Recent:
             at = self._created.get(resource_id)
         return at is not None and self._clock() - at < FRESH_FOR
 
+    def unseen(self) -> list[str]:
+        """The IDs created a moment ago that no call or listing has named since."""
+        with self._lock:
+            now = self._clock()
+            return [i for i, at in self._created.items() if now - at < FRESH_FOR]
+
     def seen(self, values: Iterable[object]) -> None:
         """A call naming these succeeded (or a listing showed them): they have propagated."""
         with self._lock:

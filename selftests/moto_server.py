@@ -13,6 +13,8 @@ that truly need moto's own answers (PLAIN_MOTO says which, and why).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -119,6 +121,29 @@ class RealisticServer(Server):
         """Hold the layer's clock still (`with server.paused(): ...`): checks made "immediately
         after" a call then can't be outrun by a loaded machine; real time runs on afterwards."""
         return self.layer.clock.paused()
+
+
+@contextlib.contextmanager
+def realism_rates(server, **changes):
+    """The layer's rates changed for one test (e.g. an answer EC2 gives sometimes, given every time);
+    the layer is in this process."""
+    old = server.layer.rates
+    server.layer.rates = dataclasses.replace(old, **changes)
+    try:
+        yield
+    finally:
+        server.layer.rates = old
+
+
+@contextlib.contextmanager
+def realism_timings(server, **changes):
+    """The layer's windows changed for one test."""
+    old = server.layer.timings
+    server.layer.timings = dataclasses.replace(old, **changes)
+    try:
+        yield
+    finally:
+        server.layer.timings = old
 
 
 # The layer's windows for the self-tests: its defaults (seconds already) scaled down once more, the

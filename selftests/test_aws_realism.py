@@ -12,8 +12,6 @@ Run: python3 -m pytest -c selftests/pytest.ini selftests/test_aws_realism.py -q 
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import time
 
@@ -26,7 +24,17 @@ from awsenv.provisioning import kinds, teardown
 from awsenv.provisioning.provisioner import Provisioner
 from awsenv.targets import make_target, target_class
 from emulator import realism
-from selftests.moto_server import ADMIN, account_state, check_suite, nothing_left, provision, stderr_lines, up_args
+from selftests.moto_server import (
+    ADMIN,
+    account_state,
+    check_suite,
+    nothing_left,
+    provision,
+    realism_rates,
+    realism_timings,
+    stderr_lines,
+    up_args,
+)
 from selftests.test_aws_target import in_process_target
 
 # Tests spread over the workers (selftests/conftest.py):
@@ -42,28 +50,6 @@ def _layer_on(realistic_server):
 
 def grown(before: dict, after: dict) -> dict[str, int]:
     return {rule: after[rule] - before[rule] for rule in realism.RULES}
-
-
-@contextlib.contextmanager
-def timings(server, **changes):
-    """The layer's windows changed for one test (the layer is in this process; tests run one at a time)."""
-    old = server.layer.timings
-    server.layer.timings = dataclasses.replace(old, **changes)
-    try:
-        yield
-    finally:
-        server.layer.timings = old
-
-
-@contextlib.contextmanager
-def rates(server, **changes):
-    """The layer's rates changed for one test (e.g. an answer EC2 gives sometimes, given every time)."""
-    old = server.layer.rates
-    server.layer.rates = dataclasses.replace(old, **changes)
-    try:
-        yield
-    finally:
-        server.layer.rates = old
 
 
 def until_ok(call, timeout: float = 10.0):
@@ -86,7 +72,7 @@ def test_up_check_down_meet_every_rule_and_leave_nothing(aws, tmp_path):
     counts: dict[str, dict[str, int]] = {}
     before = aws.counts()
     # The answers EC2 gives only now and then, given every time.
-    with rates(aws, listing_lag=1.0, nat_release_lag=1.0):
+    with realism_rates(aws, listing_lag=1.0, nat_release_lag=1.0):
         up = provision(aws, state, *up_args("real"))
     assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
     assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
@@ -126,7 +112,7 @@ def test_a_not_found_right_after_create_is_not_taken_as_already_gone(aws, monkey
     p = Provisioner(target, settings, progress=lambda m: None)
     p.check_inputs()
     p.ensure_vpc()
-    with timings(aws, consistency=2.0), rates(aws, listing_lag=1.0):
+    with realism_timings(aws, consistency=2.0), realism_rates(aws, listing_lag=1.0):
         group = p._call("create security group", p.ec2.create_security_group, GroupName="fresh", Description="fresh",
                         VpcId=p.b.vpc_id, TagSpecifications=p._tags("security-group", settings.env, "web-sg"))
         p._made("security-group", group["GroupId"])
@@ -149,7 +135,7 @@ def test_calls_naming_a_new_id_are_retried_and_others_are_not(aws, monkeypatch, 
     p.check_inputs()
     p.ensure_vpc()
     before = aws.counts()
-    with timings(aws, consistency=1.0):
+    with realism_timings(aws, consistency=1.0):
         p.ensure_subnets()
         p.ensure_internet_gateway()       # attach: the new gateway's ID, retried until it shows
         p.ensure_public_route_table()     # route and association: the new table's ID
@@ -174,7 +160,7 @@ def test_a_nat_gateway_whose_address_has_not_propagated_is_retried(aws, monkeypa
     for step in (p.ensure_vpc, p.ensure_subnets, p.ensure_internet_gateway):
         step()
     before = aws.layer.counts.by_action()["eventual-consistency"].get("CreateNatGateway", 0)
-    with timings(aws, consistency=1.0):
+    with realism_timings(aws, consistency=1.0):
         p.ensure_nat_gateway()
     assert aws.layer.counts.by_action()["eventual-consistency"].get("CreateNatGateway", 0) > before
     assert p.b.nat_id.startswith("nat-")
@@ -194,7 +180,7 @@ def test_a_nat_gateway_deleted_right_after_its_create_call_is_deleted_not_taken_
         step()
     monkeypatch.setattr(kinds, "NAT_TIMEOUT", 15.0)
     target.dependency_timeout = 5.0     # what a running gateway holds won't go: fail in seconds, not minutes
-    with timings(aws, consistency=3.0):
+    with realism_timings(aws, consistency=3.0):
         said: list[str] = []
         left = teardown.down(target, settings, progress=said.append, only=p.made_here)
     assert not any("timed out" in line for line in said), said
@@ -210,7 +196,7 @@ def test_up_and_down_meet_every_nat_gateway_answer_at_a_high_rate(aws, tmp_path)
     retry each within their deadline; nothing is left, nothing made twice."""
     state = tmp_path / "state"
     before = aws.counts()
-    with rates(aws, nat_release_lag=1.0), timings(aws, eip_release_lag=1.5, nat_eni_linger=6.0):
+    with realism_rates(aws, nat_release_lag=1.0), realism_timings(aws, eip_release_lag=1.5, nat_eni_linger=6.0):
         up = provision(aws, state, *up_args("natlag"))
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         assert "released Elastic IP" in up.stdout
@@ -364,7 +350,7 @@ def test_waiter_errors_other_than_not_yet_are_fatal_at_once(aws, monkeypatch, tm
 def test_rollback_right_after_run_instances_does_not_use_the_waiter_that_fails_on_pending(aws, monkeypatch, tmp_path):
     target, settings = in_process_target(aws, monkeypatch, tmp_path)
     p = Provisioner(target, settings, progress=lambda m: None)
-    with timings(aws, instance_pending=6.0):
+    with realism_timings(aws, instance_pending=6.0):
         p.check_inputs()
         for step in (p.ensure_key_pair, p.ensure_vpc, p.ensure_subnets, p.ensure_internet_gateway,
                      p.ensure_public_route_table, p.ensure_security_groups, p.ensure_web_instance):
@@ -396,7 +382,7 @@ def test_internet_gateway_detach_refused_while_addresses_are_mapped_is_retried(a
     said: list[str] = []
     # The interfaces linger well past the shutting-down period, so the groups' deletes meet them
     # even when a loaded machine makes the gateway's retries overshoot (CI once missed a 1 s window).
-    with timings(aws, instance_shutting_down=2.5, eni_linger=8.0):
+    with realism_timings(aws, instance_shutting_down=2.5, eni_linger=8.0):
         left = teardown.down(target, settings, progress=said.append)
     assert not left, left.lines() + said
     assert any("timed out" in line for line in said), said
@@ -590,7 +576,7 @@ def test_start_right_after_an_interrupted_stop_is_retried_until_stopped(aws, mon
     built = Provisioner(target, settings, progress=lambda m: None).up()
     ec2 = target.ec2
     before = aws.counts()
-    with timings(aws, instance_stopping=1.5):
+    with realism_timings(aws, instance_stopping=1.5):
         ec2.stop_instances(InstanceIds=[built.web_id])
         ec2.start_instances(InstanceIds=[built.web_id])      # refused while stopping, retried
     assert grown(before, aws.counts())["instance-states"] > 0

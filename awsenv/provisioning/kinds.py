@@ -267,6 +267,15 @@ def cost_note(kind: str, region: str | None = None) -> str:
     return f" ({cost.note(region)})" if cost else ""
 
 
+# The kind of an ID by its prefix (a key pair is named, not numbered: none).
+_PREFIXES = {"i-": "instance", "nat-": "nat-gateway", "eipalloc-": "elastic-ip", "igw-": "internet-gateway",
+             "rtb-": "route-table", "sg-": "security-group", "subnet-": "subnet", "vpc-": "vpc"}
+
+
+def kind_of(resource_id: str) -> str | None:
+    return next((kind for prefix, kind in _PREFIXES.items() if resource_id.startswith(prefix)), None)
+
+
 def lookup(ec2, kind: str, resource_id: str) -> list[tuple[str, list[dict]]]:
     """That one resource, if it still exists; [] when it is gone or the ID is malformed."""
     try:

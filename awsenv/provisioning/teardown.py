@@ -149,6 +149,15 @@ def find_env(target: Target, env: str, ledger: Ledger, only: Only | None = None,
             found.ours[kind_name].append(rid)
         elif hits and only is None:
             found.moved.append((kind_name, rid, why_not_ours(hits[0][1], env)))
+    # What this process just made and no listing has shown yet, whose ID the ledger may have missed
+    # (an interrupt between the create call's answer and the ledger's write): looked up by its ID
+    # (a NotFound meanwhile is "not yet", retried by the session), ours when its tags say so.
+    for rid in recent.unseen():
+        made = kinds.kind_of(rid)
+        if made is None or rid in found.ours[made] or (made, rid) in named:
+            continue
+        if any(tags.is_ours(t, env) and keep(made, rid, t) for _, t in kinds.lookup(ec2, made, rid)):
+            found.ours[made].append(rid)
     return found
 
 
