@@ -159,7 +159,9 @@ def test_check_only_route_without_root_in_a_fresh_venv(unprivileged_user):
     user = pwd.getpwnam(name)
     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(home)], check=True)
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "AWS_EC2_METADATA_DISABLED": "true"}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})   # this machine's index settings
+    # This machine's index settings; not root's cache folder, which the user can't write (pip would
+    # warn on stderr and the run would not be the user's own).
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") and k != "PIP_CACHE_DIR"})
     script = ("set -e; cd twotier; bash .ci/venv >/dev/null; "
               ".venv/bin/pytest --target moto --provision -q -p no:cacheprovider")
     proc = subprocess.run(["runuser", "-u", name, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
