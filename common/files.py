@@ -387,3 +387,17 @@ def remove_own(path: Path) -> bool:
         return False
     os.unlink(path)
     return True
+
+
+def read_given_yaml(path: Path):
+    """The data of a YAML file a user named: read as read_given does, then parsed safely. FileError
+    says why not in one line ("PATH: not YAML at line N (problem)")."""
+    import yaml
+
+    text = read_given(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise FileError(f"{path}: not YAML{at} ({getattr(exc, 'problem', None) or 'syntax'})") from None

@@ -21,8 +21,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from common import files
 
 from .results import VIOLATED, WAIVED, Record
@@ -76,15 +74,9 @@ def today() -> dt.date:
 
 def load(path: Path) -> list[Waiver]:
     try:
-        text = files.read_given(path)
+        data = files.read_given_yaml(path)
     except files.FileError as exc:
         raise WaiverError(f"bad --waivers: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise WaiverError(f"bad --waivers {path}: not YAML{where} ({getattr(exc, 'problem', None) or 'syntax'})") from None
     return parse(data, str(path))
 
 
