@@ -26,7 +26,7 @@ from . import world as world_mod
 from .errors import LabError
 from .instances import InstanceHost, valid_public_key
 from .internet import Internet
-from .power import ABSENT, OFF, RUNNING, STOPPED, UNREALISED, PowerRecord
+from .power import ABSENT, OFF, RUNNING, STARTING, STOPPED, UNREALISED, PowerRecord
 
 PASS_FILE = "converge.json"
 SETTLE_REQUEST = "settle-request"  # wait_settled() touches it to ask for a pass now
@@ -256,7 +256,8 @@ class Converger:
         for iid in w.listed_instances:
             host = self.hosts.get(iid)
             if host is not None:
-                states[iid] = RUNNING if host.running else STOPPED if host.link_up is False else OFF
+                states[iid] = (RUNNING if host.launched else STARTING if host.running
+                               else STOPPED if host.link_up is False else OFF)
             else:
                 states[iid] = ABSENT if iid in w.instances else UNREALISED
         self.power.note(states)

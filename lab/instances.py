@@ -209,6 +209,17 @@ class InstanceHost:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def launched(self) -> bool:
+        """Its launcher has become systemd-nspawn: the container boots (what EC2's `running` means).
+        Before that (a loaded machine can take a while) nothing of the instance runs yet."""
+        if self.proc is None or not self.running:
+            return False
+        try:
+            return os.readlink(f"/proc/{self.proc.pid}/exe").endswith("/systemd-nspawn")
+        except OSError:
+            return False
+
     def boot(self) -> None:
         cgroups = cgroup_dirs(self.env, self.id)
         # Each launcher moves itself into its own cgroup first: with --keep-unit nspawn uses the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 
 RUNNING = "running"         # its systemd-nspawn runs (the container's systemd boots; sshd may still be starting)
+STARTING = "starting"       # its launcher runs but is not systemd-nspawn yet (nothing boots so far)
 STOPPED = "stopped"         # no container, its link down: nothing of it answers
 OFF = "off"                 # no container, its link still up (a container that died by itself)
 ABSENT = "absent"           # nothing of it on this machine: no container, disk or namespace

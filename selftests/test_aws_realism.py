@@ -380,9 +380,10 @@ def test_internet_gateway_detach_refused_while_addresses_are_mapped_is_retried(a
     monkeypatch.setattr(kinds, "INSTANCE_TIMEOUT", 0.2)
     before = aws.counts()
     said: list[str] = []
-    # The interfaces linger well past the shutting-down period, so the groups' deletes meet them
-    # even when a loaded machine makes the gateway's retries overshoot (CI once missed a 1 s window).
-    with realism_timings(aws, instance_shutting_down=2.5, eni_linger=8.0):
+    # The instances shut down for long enough that the gateway's detach still meets their mapped
+    # addresses on a loaded machine (a full CI run once got there after 2.5 s), and the interfaces
+    # linger well past that, so the groups' deletes meet them too.
+    with realism_timings(aws, instance_shutting_down=6.0, eni_linger=10.0):
         left = teardown.down(target, settings, progress=said.append)
     assert not left, left.lines() + said
     assert any("timed out" in line for line in said), said

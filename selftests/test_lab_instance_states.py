@@ -174,3 +174,19 @@ def test_terminated_means_its_container_and_namespace_are_gone(lab):
     found = container(instance)
     assert found is None, f"the moment the API said terminated, expected no container, found {found[0]}"
     assert not netns.exists(names.instance_ns(LAB, instance)), "terminated, but its namespace is still there"
+
+
+def test_a_launcher_not_yet_systemd_nspawn_is_not_running_to_the_api():
+    """On a loaded machine the launcher (sh, moving itself into its cgroup) may not have become
+    systemd-nspawn when the converge loop notes the instance: the API must not say running yet."""
+    from lab.instances import InstanceHost
+    from lab.power import NEEDS, STARTING
+
+    host = object.__new__(InstanceHost)
+    host.proc = subprocess.Popen(["sh", "-c", "sleep 5"])
+    try:
+        assert host.running and not host.launched
+    finally:
+        host.proc.kill()
+        host.proc.wait()
+    assert STARTING not in NEEDS["running"]
