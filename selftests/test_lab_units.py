@@ -153,7 +153,9 @@ def test_the_api_may_show_a_state_only_once_the_machine_is_so():
     conv._note_power(w)
     assert shows(theirs) == {"running", "stopped", "terminated"}, "the lab leaves the default VPC alone"
     assert shows(ours) == {"stopped", "terminated"}, "no container, disk or namespace of it here"
-    for running, link_up, states in ((True, True, {"running"}), (False, True, set()), (False, False, {"stopped"})):
-        conv.hosts[ours] = SimpleNamespace(running=running, link_up=link_up)  # type: ignore[assignment]
+    # (its process runs, it has become systemd-nspawn, its link is up) -> what the API may show
+    for running, launched, link_up, states in ((True, True, True, {"running"}), (True, False, True, set()),
+                                               (False, False, True, set()), (False, False, False, {"stopped"})):
+        conv.hosts[ours] = SimpleNamespace(running=running, launched=launched, link_up=link_up)  # type: ignore[assignment]
         conv._note_power(w)
-        assert shows(ours) == states, (running, link_up)
+        assert shows(ours) == states, (running, launched, link_up)
