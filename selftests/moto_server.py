@@ -124,26 +124,24 @@ class RealisticServer(Server):
 
 
 @contextlib.contextmanager
-def realism_rates(server, **changes):
-    """The layer's rates changed for one test (e.g. an answer EC2 gives sometimes, given every time);
-    the layer is in this process."""
-    old = server.layer.rates
-    server.layer.rates = dataclasses.replace(old, **changes)
+def _layer_changed(server, attribute: str, changes: dict):
+    """One of the layer's settings (a frozen dataclass) changed for one test; the layer is in this process."""
+    old = getattr(server.layer, attribute)
+    setattr(server.layer, attribute, dataclasses.replace(old, **changes))
     try:
         yield
     finally:
-        server.layer.rates = old
+        setattr(server.layer, attribute, old)
 
 
-@contextlib.contextmanager
+def realism_rates(server, **changes):
+    """The layer's rates changed for one test (e.g. an answer EC2 gives sometimes, given every time)."""
+    return _layer_changed(server, "rates", changes)
+
+
 def realism_timings(server, **changes):
     """The layer's windows changed for one test."""
-    old = server.layer.timings
-    server.layer.timings = dataclasses.replace(old, **changes)
-    try:
-        yield
-    finally:
-        server.layer.timings = old
+    return _layer_changed(server, "timings", changes)
 
 
 # The layer's windows for the self-tests: its defaults (seconds already) scaled down once more, the
